@@ -1,0 +1,1 @@
+"""Chain adapters: one package per chain family behind node.chains.base."""

@@ -1,0 +1,145 @@
+"""Settings: environment variables (ESCROWD_*, nested with ``__``) over an
+optional TOML file (``ESCROWD_CONFIG`` or ``./escrowd.toml``) over defaults.
+
+Defaults need no configuration at all: dev mode, a SQLite file under
+``.escrowd/``, local chains started by the node. A wrong value fails at start
+with a message naming the setting (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from node.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "escrowd.toml"
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class EvmSettings(BaseModel):
+    enabled: bool = True
+    # None in dev mode: the node starts its own anvil and deploys the contracts.
+    rpc_url: str | None = None
+    ws_url: str | None = None
+    chain_id: int | None = Field(None, ge=1)
+    escrow_address: str | None = None
+    # Block the escrow contract was deployed at: the watcher starts there.
+    start_block: int = Field(0, ge=0)
+    confirmations: int = Field(2, ge=1, le=1000)
+    # A reorg deeper than this stops the watcher with an alert.
+    finality_depth: int = Field(64, ge=1, le=10_000)
+    poll_interval_ms: int = Field(1000, ge=10, le=60_000)
+    log_range: int = Field(2000, ge=1, le=100_000)
+    # The relayer's gas wallet and the arbitration agent's key. Secrets: no
+    # default outside dev mode (dev uses anvil's well-known accounts).
+    relayer_key: SecretStr | None = None
+    agent_key: SecretStr | None = None
+    fee_bump_after_s: int = Field(30, ge=1)
+    # Payment window offered to buyers when a trade opens, and deadline after it.
+    payment_window_s: int = Field(1800, ge=60)
+    release_window_s: int = Field(86_400, ge=60)
+
+    @field_validator("rpc_url", "ws_url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError("must be an http(s):// or ws(s):// URL")
+        return v
+
+    @field_validator("escrow_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("0x") and len(v) == 42):
+            raise ValueError("must be a 0x-prefixed 20-byte hex address")
+        return v
+
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ESCROWD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    mode: Literal["dev", "production"] = "dev"
+    data_dir: Path = Path(".escrowd")
+    database_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    api: ApiSettings = ApiSettings()
+    evm: EvmSettings = EvmSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("ESCROWD_CONFIG", DEFAULT_CONFIG_FILE)
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.mode == "production":
+            if self.database_url is None:
+                raise ValueError("database_url is required in production mode")
+            if self.evm.enabled:
+                for name in ("rpc_url", "escrow_address", "chain_id"):
+                    if getattr(self.evm, name) is None:
+                        raise ValueError(f"evm.{name} is required in production mode")
+                for name in ("relayer_key", "agent_key"):
+                    secret = getattr(self.evm, name)
+                    if secret is None or secret.get_secret_value().lower() in PLACEHOLDERS:
+                        raise ValueError(f"evm.{name} must be set to a real key in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'escrowd.sqlite').resolve()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning pydantic's errors into one ConfigError that
+    names each wrong setting the way the operator writes it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = "ESCROWD_" + "__".join(str(p).upper() for p in err["loc"]) if err["loc"] else ""
+            where = f"{loc} ({env})" if env else loc
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

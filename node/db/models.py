@@ -1,0 +1,287 @@
+"""SQLAlchemy 2 models: the marketplace tables of the seed (names kept where
+they fit) and the node's chain mirror (blocks, events, cursors), signing journal
+and relay queue.
+
+Amounts on chain are integers in base units (``BaseUnits``); fiat prices are
+decimals. Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from node.db.types import BaseUnits
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- marketplace ---------------------------------------------------------
+
+
+class User(Timestamps, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="trader")  # trader|arbitrator|admin
+    # sha256 of the bearer token; the token itself is shown once and never stored.
+    api_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    evm_address: Mapped[str | None] = mapped_column(String(42))
+
+
+class CryptoCurrency(Timestamps, Base):
+    __tablename__ = "crypto_currencies"
+    __table_args__ = (UniqueConstraint("chain", "network", "symbol"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(16))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[Decimal | None] = mapped_column(Numeric(36, 8))
+    market_cap: Mapped[Decimal | None] = mapped_column(Numeric(36, 2))
+    logo_url: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    chain: Mapped[str] = mapped_column(String(8))  # evm | btc | sol
+    network: Mapped[str] = mapped_column(String(32))  # e.g. EVM chain id "31337"
+    # Token contract / mint; None for the chain's native coin.
+    contract_address: Mapped[str | None] = mapped_column(String(64))
+    decimals: Mapped[int] = mapped_column(Integer)
+
+
+class P2POrder(Timestamps, Base):
+    """An ad (``kind='ad'``: a sell offer with min/max amounts) or a trade
+    (``kind='trade'``: one match of an ad by a buyer, with its escrow).
+
+    The seed keeps one row per order with seller and buyer; an ad that is matched
+    several times for parts of its amount gives one trade row per match
+    (``parent_id`` points at the ad), so the seed's per-order endpoints
+    (/payment, /dispute, /release-escrow) act on the trade."""
+
+    __tablename__ = "p2p_crypto_orders"
+    __table_args__ = (
+        Index("ix_p2p_orders_listing", "kind", "status", "crypto_currency_id"),
+        Index("ix_p2p_orders_seller", "seller_id", "kind"),
+        Index("ix_p2p_orders_buyer", "buyer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # ad | trade
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("p2p_crypto_orders.id"))
+    seller_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    crypto_currency_id: Mapped[int] = mapped_column(ForeignKey("crypto_currencies.id"))
+    order_type: Mapped[str] = mapped_column(String(8), default="sell")
+    amount: Mapped[int] = mapped_column(BaseUnits)
+    min_amount: Mapped[int | None] = mapped_column(BaseUnits)
+    max_amount: Mapped[int | None] = mapped_column(BaseUnits)
+    remaining_amount: Mapped[int | None] = mapped_column(BaseUnits)
+    price_per_unit: Mapped[Decimal] = mapped_column(Numeric(36, 8))
+    fiat_currency: Mapped[str] = mapped_column(String(8))
+    total_amount: Mapped[Decimal | None] = mapped_column(Numeric(36, 8))
+    payment_method: Mapped[str | None] = mapped_column(String(64))
+    payment_methods: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(24))
+    seller_address: Mapped[str | None] = mapped_column(String(128))
+    buyer_address: Mapped[str | None] = mapped_column(String(128))
+    matched_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    terms_and_conditions: Mapped[str | None] = mapped_column(Text)
+    additional_notes: Mapped[str | None] = mapped_column(Text)
+    crypto_transaction_id: Mapped[str | None] = mapped_column(String(128))
+    payment_transaction_id: Mapped[str | None] = mapped_column(String(128))
+
+    currency: Mapped[CryptoCurrency] = relationship(lazy="joined")
+    escrow: Mapped[P2PEscrow | None] = relationship(back_populates="order", uselist=False)
+
+
+class P2PEscrow(Timestamps, Base):
+    """The on-chain escrow of one trade, mirrored from indexed chain events."""
+
+    __tablename__ = "p2p_crypto_escrows"
+    __table_args__ = (UniqueConstraint("chain", "network", "escrow_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    p2p_order_id: Mapped[int] = mapped_column(ForeignKey("p2p_crypto_orders.id"), unique=True)
+    chain: Mapped[str] = mapped_column(String(8))
+    network: Mapped[str] = mapped_column(String(32))
+    contract_address: Mapped[str | None] = mapped_column(String(64))
+    ref: Mapped[str] = mapped_column(String(66))  # the node's trade reference (bytes32 hex)
+    escrow_key: Mapped[str] = mapped_column(String(128))  # on-chain escrow id / address
+    token_address: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BaseUnits)
+    funded_amount: Mapped[int] = mapped_column(BaseUnits, default=0)
+    seller_address: Mapped[str] = mapped_column(String(128))
+    buyer_address: Mapped[str] = mapped_column(String(128))
+    arbitrator_address: Mapped[str] = mapped_column(String(128))
+    fee_bps: Mapped[int] = mapped_column(Integer, default=0)
+    payment_window_s: Mapped[int] = mapped_column(Integer)
+    payment_deadline: Mapped[int | None] = mapped_column(BigInteger)  # unix seconds, from chain
+    deadline: Mapped[int] = mapped_column(BigInteger)  # unix seconds
+    # Escrow state as the confirmed chain events say (domain.escrow.EscrowState).
+    status: Mapped[str] = mapped_column(String(24), default="awaiting_funding")
+    funded_tx: Mapped[str | None] = mapped_column(String(128))
+    funded_block: Mapped[int | None] = mapped_column(BigInteger)
+    payout_tx: Mapped[str | None] = mapped_column(String(128))
+    buyer_bps: Mapped[int | None] = mapped_column(Integer)
+    crypto_transaction_id: Mapped[str | None] = mapped_column(String(128))
+    released_at: Mapped[datetime | None]
+    refunded_at: Mapped[datetime | None]
+    release_notes: Mapped[str | None] = mapped_column(Text)
+    refund_notes: Mapped[str | None] = mapped_column(Text)
+
+    order: Mapped[P2POrder] = relationship(back_populates="escrow")
+
+
+class P2PDispute(Timestamps, Base):
+    __tablename__ = "p2p_crypto_trade_disputes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    p2p_order_id: Mapped[int] = mapped_column(ForeignKey("p2p_crypto_orders.id"), index=True)
+    initiator_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    arbitrator_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    dispute_type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    buyer_bps: Mapped[int | None] = mapped_column(Integer)
+    resolution_notes: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+
+
+# --- chain mirror --------------------------------------------------------
+
+
+class ChainBlock(Base):
+    """Blocks the watcher has indexed: number, hash, parent (reorg detection)."""
+
+    __tablename__ = "chain_blocks"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. "evm:31337"
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainCursor(Base):
+    """Where a chain's watcher is; ``halted`` is set when it stopped on purpose
+    (a reorg deeper than the configured finality) and needs an operator."""
+
+    __tablename__ = "chain_cursors"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    head_number: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(66))
+    halted: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChainEvent(Base):
+    """An escrow-relevant event as indexed from a block. Removed on reorg."""
+
+    __tablename__ = "chain_events"
+    __table_args__ = (
+        UniqueConstraint("chain", "block_number", "log_index"),
+        Index("ix_chain_events_escrow", "chain", "escrow_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(32))
+    escrow_key: Mapped[str] = mapped_column(String(128))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- signing and relaying ------------------------------------------------
+
+
+class SigningJournal(Base):
+    """Invariant I5: one row per (escrow, kind of decision). The unique
+    constraint makes a second, conflicting decision fail in the same
+    transaction that would record it, across processes and restarts."""
+
+    __tablename__ = "signing_journal"
+    __table_args__ = (UniqueConstraint("chain", "escrow_key", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    escrow_key: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # payout
+    decision: Mapped[str] = mapped_column(String(32))  # release | refund | split:<bps>
+    payload_hash: Mapped[str] = mapped_column(String(66))
+    signature: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RelayJob(Timestamps, Base):
+    """A signed instruction the node submits and pays gas for.
+
+    ``instruction_hash`` is unique: one instruction is never queued twice. The
+    signed raw transaction is stored before it is broadcast, so after a crash
+    the same transaction (same sender nonce) is re-broadcast, never a new one."""
+
+    __tablename__ = "relay_jobs"
+    __table_args__ = (Index("ix_relay_jobs_status", "chain", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    escrow_key: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(16))
+    instruction_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    instruction: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    sender: Mapped[str | None] = mapped_column(String(42))
+    sender_nonce: Mapped[int | None] = mapped_column(BigInteger)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    tx_hashes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    raw_tx: Mapped[str | None] = mapped_column(Text)
+    max_fee_per_gas: Mapped[int | None] = mapped_column(BaseUnits)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_sent_at: Mapped[datetime | None]
+    confirmed_block: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
