@@ -1,0 +1,33 @@
+"""The FastAPI application: marketplace endpoints served from the database
+mirror, arbitration, health. ``create_app`` takes what the node built
+(sessions, chain registry) so the same app runs in one process with the node
+or alone behind a load balancer."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import problems
+from api.routes import disputes, health, p2p
+from node.chain_trades import ChainRegistry
+
+
+def create_app(*, sessions: sessionmaker[Session], chains: ChainRegistry) -> FastAPI:
+    app = FastAPI(
+        title="escrowd",
+        version="0.1.0",
+        summary="P2P crypto marketplace API over on-chain escrows",
+        description=(
+            "Amounts are integers in base units (wei, token units), sent as strings. "
+            "Errors are RFC 9457 problem+json with a machine-readable `code`. "
+            "Authenticate with `Authorization: Bearer <token>`."
+        ),
+    )
+    app.state.sessions = sessions
+    app.state.chains = chains
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(p2p.router)
+    app.include_router(disputes.router)
+    return app
