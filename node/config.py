@@ -30,6 +30,22 @@ class ApiSettings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
 
 
+class TokenSettings(BaseModel):
+    """An ERC-20 the node lists as a currency."""
+
+    symbol: str = Field(min_length=1, max_length=16)
+    name: str = Field(min_length=1, max_length=64)
+    address: str
+    decimals: int = Field(ge=0, le=36)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not (v.startswith("0x") and len(v) == 42):
+            raise ValueError("must be a 0x-prefixed 20-byte hex address")
+        return v
+
+
 class EvmSettings(BaseModel):
     enabled: bool = True
     # None in dev mode: the node starts its own anvil and deploys the contracts.
@@ -37,6 +53,9 @@ class EvmSettings(BaseModel):
     ws_url: str | None = None
     chain_id: int | None = Field(None, ge=1)
     escrow_address: str | None = None
+    native_symbol: str = "ETH"
+    # ERC-20 tokens traded on this chain (dev mode lists the local test tokens).
+    tokens: list[TokenSettings] = Field(default_factory=list)
     # Block the escrow contract was deployed at: the watcher starts there.
     start_block: int = Field(0, ge=0)
     confirmations: int = Field(2, ge=1, le=1000)

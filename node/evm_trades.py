@@ -98,7 +98,7 @@ class EvmDeployment:
         return cls(
             chain_id=int(data["chain_id"]),
             rpc_url=data["rpc_url"],
-            escrow_address=to_checksum_address(data["escrow_address"]),
+            escrow_address=to_checksum_address(data.get("escrow_address") or data["escrow"]),
             start_block=int(data.get("deploy_block", data.get("start_block", 0))),
             native_symbol=data.get("native_symbol", "ETH"),
             tokens=tokens,

@@ -210,7 +210,7 @@ def my_orders(
 def get_order(session: Session, order_id: int, *, for_update: bool = False) -> P2POrder:
     q = select(P2POrder).where(P2POrder.id == order_id)
     if for_update:
-        q = q.with_for_update()
+        q = q.with_for_update(of=P2POrder)
     order = session.scalar(q)
     if order is None:
         raise NotFoundError(f"no order {order_id}", order_id=order_id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -20,10 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests import pg
 
-pytest_plugins: list[str] = []
-for _plugin in ("bitcoin_fixtures", "solana_fixtures", "evm_fixtures"):
-    if (Path(__file__).parent / "functional" / f"{_plugin}.py").exists():
-        pytest_plugins.append(f"tests.functional.{_plugin}")
+pytest_plugins = ["tests.functional.evm_fixtures"]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,0 +1,136 @@
+"""``escrowd``: the one command-line entry point.
+
+    escrowd run                 the whole node (API + watchers + relayer + jobs)
+    escrowd api                 the API alone (stateless; run many)
+    escrowd db upgrade          bring the database to the newest migration
+    escrowd db current          print the database's migration
+    escrowd users add NAME      create a user and print their bearer token
+    escrowd config              print the effective configuration (secrets hidden)
+    escrowd demo evm            a released and a disputed trade on a local chain
+
+Configuration: environment variables ESCROWD_* (nested with ``__``, e.g.
+ESCROWD_EVM__RPC_URL) over an optional TOML file (ESCROWD_CONFIG, default
+./escrowd.toml) over defaults that need nothing: dev mode, a SQLite file in
+.escrowd/, local chains started by the node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from node.config import Settings, load_settings
+from node.errors import EscrowdError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="escrowd",
+        description="Blockchain-native escrow node for a P2P crypto marketplace.",
+        epilog="Start with `escrowd run` (dev mode: local chains, SQLite, API on 127.0.0.1:8000).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the whole node: API, chain watchers, relayer, jobs")
+    run.add_argument("--host", help="API bind address (default from config: 127.0.0.1)")
+    run.add_argument("--port", type=int, help="API port (default from config: 8000)")
+
+    api = sub.add_parser("api", help="run the API only (no watchers, no relayer)")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+
+    db = sub.add_parser("db", help="database migrations")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dbsub.add_parser("upgrade", help="migrate to the newest schema (safe to repeat)")
+    dbsub.add_parser("current", help="print the current migration")
+
+    users = sub.add_parser("users", help="manage users")
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = usub.add_parser("add", help="create a user; prints their bearer token once")
+    add.add_argument("username")
+    add.add_argument("--role", choices=["trader", "arbitrator", "admin"], default="trader")
+    add.add_argument("--evm-address")
+
+    sub.add_parser("config", help="print the effective configuration, secrets hidden")
+
+    demo = sub.add_parser("demo", help="run a scripted demo against local chains")
+    demo.add_argument("chain", choices=["evm"], help="which chain's demo")
+    demo.add_argument("--quiet", action="store_true", help="print only the final JSON line")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+        return _dispatch(args, settings)
+    except EscrowdError as exc:
+        print(f"escrowd: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "config":
+        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        return 0
+    if args.command == "db":
+        from node.db.migrate import current, upgrade
+        from node.db.session import make_engine
+
+        engine = make_engine(settings.resolved_database_url)
+        if args.db_command == "upgrade":
+            upgrade(engine)
+        print(f"database at migration {current(engine)} ({engine.url.render_as_string()})")
+        return 0
+    if args.command == "users":
+        from node.db.migrate import upgrade
+        from node.db.session import make_engine, make_sessionmaker, transaction
+        from node.trades import create_user
+
+        engine = make_engine(settings.resolved_database_url)
+        upgrade(engine)
+        with transaction(make_sessionmaker(engine)) as session:
+            user, token = create_user(
+                session, username=args.username, role=args.role, evm_address=args.evm_address
+            )
+            print(json.dumps({"id": user.id, "username": user.username, "role": user.role,
+                              "token": token}))
+        return 0
+    if args.command in ("run", "api"):
+        return _serve(args, settings, background=args.command == "run")
+    if args.command == "demo":
+        from node.demo import run_demo
+
+        return run_demo(args.chain, quiet=args.quiet)
+    raise AssertionError(args.command)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, *, background: bool) -> int:
+    import uvicorn
+
+    from node.runtime import build_node
+
+    node = build_node(settings)
+    try:
+        if background:
+            node.start_background()
+        host = args.host or settings.api.host
+        port = args.port or settings.api.port
+        logging.getLogger("escrowd").info("API on http://%s:%s (docs at /docs)", host, port)
+        uvicorn.run(node.app(), host=host, port=port, log_level="info")
+    finally:
+        node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
