@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import encode as abi_encode
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils import is_address, keccak, to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
@@ -29,35 +27,11 @@ from node.db.models import CryptoCurrency, P2PEscrow, P2POrder, RelayJob, User
 from node.domain.escrow import Action, ChainState, EscrowView, decision_of
 from node.errors import ChainError, ValidationError
 from node.signing import sign_once
+from wallets.evm.eip712 import TypedData, action_typed_data
+from wallets.evm.signer import SoftwareSigner
 
 NATIVE = "0x0000000000000000000000000000000000000000"
 ACTION_EXPIRY_S = 3600
-
-EIP712_DOMAIN = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-ACTION_TYPE = [
-    {"name": "id", "type": "bytes32"},
-    {"name": "action", "type": "uint8"},
-    {"name": "buyerBps", "type": "uint16"},
-    {"name": "nonce", "type": "uint256"},
-    {"name": "expiry", "type": "uint256"},
-]
-OPEN_TYPE = [
-    {"name": "seller", "type": "address"},
-    {"name": "ref", "type": "bytes32"},
-    {"name": "buyer", "type": "address"},
-    {"name": "arbitrator", "type": "address"},
-    {"name": "token", "type": "address"},
-    {"name": "amount", "type": "uint256"},
-    {"name": "paymentWindow", "type": "uint64"},
-    {"name": "deadline", "type": "uint64"},
-    {"name": "expiry", "type": "uint256"},
-]
-
 
 @dataclass(frozen=True)
 class TokenInfo:
@@ -110,45 +84,10 @@ def escrow_id(seller: str, ref: bytes) -> str:
     return "0x" + keccak(abi_encode(["address", "bytes32"], [seller, ref])).hex()
 
 
-def action_typed_data(
-    *,
-    chain_id: int,
-    contract: str,
-    escrow_key: str,
-    action: Action,
-    buyer_bps: int,
-    nonce: int,
-    expiry: int,
-) -> dict[str, Any]:
-    """The EIP-712 payload a party signs (MetaMask ``eth_signTypedData_v4``)."""
-    return {
-        "types": {"EIP712Domain": EIP712_DOMAIN, "Action": ACTION_TYPE},
-        "primaryType": "Action",
-        "domain": {
-            "name": "escrowd",
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": contract,
-        },
-        "message": {
-            "id": escrow_key,
-            "action": int(action),
-            "buyerBps": buyer_bps,
-            "nonce": nonce,
-            "expiry": expiry,
-        },
-    }
-
-
-def typed_data_digest(typed: dict[str, Any]) -> str:
-    msg = encode_typed_data(full_message=typed)
-    return "0x" + keccak(b"\x19" + msg.version + msg.header + msg.body).hex()
-
-
-def sign_typed_data(key: str, typed: dict[str, Any]) -> str:
-    """A 65-byte r||s||v signature (hex) over an EIP-712 payload."""
-    signed = Account.sign_typed_data(key, full_message=typed)
-    return "0x" + bytes(signed.signature).hex()
+def sign_typed_data(key: str, payload: dict[str, Any]) -> str:
+    """A 65-byte r||s||v signature (hex) over an EIP-712 payload: what a
+    party's wallet does (used by the demo and tests to play the parties)."""
+    return "0x" + SoftwareSigner(key).sign_typed_data(TypedData(payload)).hex()
 
 
 class EvmTradeChain:
@@ -164,12 +103,15 @@ class EvmTradeChain:
         agent_key: str,
         payment_window_s: int,
         release_window_s: int,
+        relayer: Any = None,
     ) -> None:
         self.deployment = deployment
+        # node.relayer.EvmRelayer, or None on an API-only node that does not relay
+        self.relayer = relayer
         self.sessions = sessions
         self.network = str(deployment.chain_id)
         self.chain_key = f"evm:{deployment.chain_id}"
-        self._agent = Account.from_key(agent_key)
+        self._agent = SoftwareSigner(agent_key)
         self.payment_window_s = payment_window_s
         self.release_window_s = release_window_s
         self.w3 = Web3(Web3.HTTPProvider(deployment.rpc_url, request_kwargs={"timeout": 10}))
@@ -180,7 +122,7 @@ class EvmTradeChain:
 
     @property
     def agent_address(self) -> str:
-        return str(self._agent.address)
+        return self._agent.address
 
     # -- currencies --------------------------------------------------------
 
@@ -355,21 +297,21 @@ class EvmTradeChain:
         typed = action_typed_data(
             chain_id=self.deployment.chain_id,
             contract=self.deployment.escrow_address,
-            escrow_key=escrow.escrow_key,
-            action=action,
+            escrow_id=escrow.escrow_key,
+            action=int(action),
             buyer_bps=buyer_bps,
             nonce=nonce,
             expiry=expiry,
         )
         return SignRequest(
             action=action,
-            payload=typed,
-            digest=typed_data_digest(typed),
+            payload=typed.payload,
+            digest=typed.digest_hex,
             expiry=expiry,
             nonce=nonce,
         )
 
-    def _call_for(
+    def _instruction(
         self,
         escrow: P2PEscrow,
         action: Action,
@@ -377,35 +319,31 @@ class EvmTradeChain:
         expiry: int,
         signatures: list[str],
     ) -> dict[str, Any]:
+        from node.relayer import execute_instruction, settle_instruction
+
         sigs = [_sig_bytes(s) for s in signatures]
-        id_bytes = bytes.fromhex(escrow.escrow_key[2:])
         if action is Action.SETTLE:
             if len(sigs) != 2:
                 raise ValidationError(
                     "a settlement needs the buyer's and the seller's signatures",
                     field="signatures",
                 )
-            data = self.contract.encode_abi(
-                "settle", args=[id_bytes, buyer_bps, expiry, sigs[0], sigs[1]]
+            return settle_instruction(
+                escrow_id=escrow.escrow_key,
+                buyer_bps=buyer_bps,
+                expiry=expiry,
+                buyer_sig=sigs[0],
+                seller_sig=sigs[1],
             )
-        else:
-            if len(sigs) != 1:
-                raise ValidationError("exactly one signature is needed", field="signatures")
-            data = self.contract.encode_abi(
-                "execute", args=[id_bytes, int(action), buyer_bps, expiry, sigs[0]]
-            )
-        return {"to": self.deployment.escrow_address, "data": data}
-
-    def _simulate(self, call: dict[str, Any]) -> None:
-        try:
-            self.w3.eth.call({"to": call["to"], "data": call["data"]})
-        except Exception as exc:  # noqa: BLE001 - contract reverts come in many shapes
-            reason = str(exc)
-            raise ValidationError(
-                f"the chain refuses this instruction: {reason}",
-                code="instruction_reverts",
-                reason=reason,
-            ) from None
+        if len(sigs) != 1:
+            raise ValidationError("exactly one signature is needed", field="signatures")
+        return execute_instruction(
+            escrow_id=escrow.escrow_key,
+            action=int(action),
+            buyer_bps=buyer_bps,
+            expiry=expiry,
+            signature=sigs[0],
+        )
 
     def submit_signed(
         self,
@@ -418,25 +356,20 @@ class EvmTradeChain:
         signatures: list[str],
         requested_by: User,  # noqa: ARG002 - recorded by the caller's audit trail
     ) -> Submitted:
-        call = self._call_for(escrow, action, buyer_bps, expiry, signatures)
-        instruction_hash = "0x" + keccak(text=call["data"]).hex()
-        existing = (
-            session.query(RelayJob).filter_by(instruction_hash=instruction_hash).one_or_none()
+        """Queue the signed instruction for the relayer, after an ``eth_call``
+        shows it would succeed (else a 409 with the contract's revert reason).
+        The same instruction twice is the same job."""
+        if self.relayer is None:
+            raise ValidationError(
+                "this node does not relay: send the call to the contract yourself",
+                code="relay_disabled",
+            )
+        result = self.relayer.enqueue(
+            session, self._instruction(escrow, action, buyer_bps, expiry, signatures)
         )
-        if existing is not None:
-            return Submitted(kind="relay_job", ref=str(existing.id), status=existing.status)
-        self._simulate(call)
-        job = RelayJob(
-            chain=self.chain_key,
-            escrow_key=escrow.escrow_key,
-            action=action.name.lower(),
-            instruction_hash=instruction_hash,
-            instruction=call,
-            status="queued",
-        )
-        session.add(job)
-        session.flush()
-        return Submitted(kind="relay_job", ref=str(job.id), status=job.status)
+        job = session.get(RelayJob, result.job_id)
+        status = job.status if job is not None else "queued"
+        return Submitted(kind="relay_job", ref=str(result.job_id), status=status)
 
     def agent_rule(
         self,
@@ -460,7 +393,7 @@ class EvmTradeChain:
             escrow_key=escrow.escrow_key,
             decision=decision,
             payload_hash=request.digest,
-            sign=lambda: sign_typed_data(self._agent.key, request.payload),
+            sign=lambda: "0x" + self._agent.sign_typed_data(TypedData(request.payload)).hex(),
         )
         return self.submit_signed(
             session,

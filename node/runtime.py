@@ -106,7 +106,7 @@ class Node:
         return create_app(sessions=self.sessions, chains=self.chains)
 
 
-def build_node(settings: Settings, *, with_background: bool = True) -> Node:
+def build_node(settings: Settings) -> Node:
     """Everything ``escrowd run`` needs, from the settings alone."""
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
@@ -153,7 +153,11 @@ def _setup_evm(node: Node) -> None:
         ws_url = cfg.ws_url
     node.evm_deployment = deployment
     node.relayer_key = relayer_key
+    adapter = _evm_adapter(deployment, ws_url)
+    relayer = _evm_relayer(node, adapter, relayer_key)
+    node.relayers.append(relayer)
     chain = EvmTradeChain(
+        relayer=relayer.relayer,
         deployment=deployment,
         sessions=node.sessions,
         agent_key=agent_key,
@@ -165,39 +169,62 @@ def _setup_evm(node: Node) -> None:
     with transaction(node.sessions) as session:
         for spec in chain.currencies():
             upsert_currency(session, CurrencySpec(chain="evm", **spec))
-    node.watchers.append(_evm_watcher(node, deployment, ws_url))
-    try:  # TEMP until node.relayer lands
-        node.relayers.append(_evm_relayer(node, deployment, relayer_key))
-    except ImportError:
-        pass
+    node.watchers.append(_evm_watcher(node, deployment, _evm_adapter(deployment, ws_url)))
 
 
-def _evm_watcher(node: Node, deployment: EvmDeployment, ws_url: str | None) -> Any:
+def _evm_adapter(deployment: EvmDeployment, ws_url: str | None) -> Any:
     from node.chains.evm.adapter import EvmAdapter
-    from node.chains.evm.watcher import EvmWatcher
 
-    cfg = node.settings.evm.model_copy(update={"start_block": deployment.start_block})
-    adapter = EvmAdapter.connect(
+    return EvmAdapter.connect(
         deployment.rpc_url,
         escrow_address=deployment.escrow_address,
         ws_url=ws_url,
         chain_id=deployment.chain_id,
     )
-    return EvmWatcher.from_settings(
-        adapter, node.sessions, cfg, on_confirmed=refresh_escrows
+
+
+def _evm_watcher(node: Node, deployment: EvmDeployment, adapter: Any) -> Any:
+    from node.chains.evm.watcher import EvmWatcher
+
+    cfg = node.settings.evm.model_copy(update={"start_block": deployment.start_block})
+    return EvmWatcher.from_settings(adapter, node.sessions, cfg, on_confirmed=refresh_escrows)
+
+
+class RelayLoop:
+    """Runs a relayer's queue until the node stops."""
+
+    def __init__(self, relayer: Any, idle_s: float) -> None:
+        self.relayer = relayer
+        self.chain = relayer.chain
+        self.idle_s = idle_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.relayer, name)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                changed = self.relayer.process_once()
+            except Exception:
+                log.exception("%s relayer pass failed", self.chain)
+                changed = 0
+            if not changed:
+                stop.wait(self.idle_s)
+
+
+def _evm_relayer(node: Node, adapter: Any, relayer_key: str) -> Any:
+    from node.relayer import EvmRelayer
+    from wallets.evm.signer import SoftwareSigner
+
+    cfg = node.settings.evm
+    relayer = EvmRelayer(
+        adapter,
+        node.sessions,
+        SoftwareSigner(relayer_key),
+        confirmations=cfg.confirmations,
+        fee_bump_after_s=cfg.fee_bump_after_s,
     )
-
-
-def _evm_relayer(node: Node, deployment: EvmDeployment, relayer_key: str) -> Any:
-    from node.relayer import Relayer
-
-    return Relayer.from_settings(
-        rpc_url=deployment.rpc_url,
-        chain_id=deployment.chain_id,
-        sessions=node.sessions,
-        key=relayer_key,
-        settings=node.settings.evm,
-    )
+    return RelayLoop(relayer, idle_s=min(cfg.poll_interval_ms / 1000, 0.25))
 
 
 def _forget_chain(sessions: sessionmaker[Session], chain: str) -> None:

@@ -54,6 +54,31 @@ class Api:
         return self.client.delete(path, headers=self.auth(who) if who else {}, **kw)
 
 
+@pytest.fixture(scope="session")
+def shared_evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvmChain]:
+    """One anvil with the contracts deployed for the whole API suite; each
+    test runs from an ``evm_snapshot`` of it and reverts afterwards."""
+    from web3 import Web3
+
+    from localchain.evm import Anvil
+    from localchain.evm_deploy import deploy
+    from node.chains.evm.artifacts import load
+
+    tmp = tmp_path_factory.mktemp("api-anvil")
+    with Anvil(data_dir=tmp) as anvil:
+        dep = deploy(anvil.url, tmp / "deployment.json", ws_url=anvil.ws_url)
+        w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
+        escrow = w3.eth.contract(address=dep.escrow, abi=load("Escrow").abi)
+        yield EvmChain(anvil=anvil, deployment=dep, w3=w3, escrow=escrow)
+
+
+@pytest.fixture
+def evm_chain(shared_evm: EvmChain) -> Iterator[EvmChain]:
+    snap = shared_evm.anvil.snapshot()
+    yield shared_evm
+    shared_evm.anvil.revert(snap)
+
+
 @pytest.fixture
 def api(evm_chain: EvmChain, pg_url: str, tmp_path: Any) -> Iterator[Api]:
     dep = evm_chain.deployment

@@ -190,3 +190,123 @@ def test_unfunded_trade_can_be_cancelled_and_gives_the_amount_back(api: Api) -> 
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     ads = api.get("/api/p2p-crypto/orders").json()["data"]
     assert ads[0]["remaining_amount"] == str(3 * 10**18)
+
+
+def sign(api: Api, who: str, payload: dict[str, Any]) -> str:
+    from node.evm_trades import sign_typed_data
+
+    key = {"seller": api.chain.seller.key, "buyer": api.chain.buyer.key,
+           "outsider": api.chain.accounts[5].key}[who]
+    return sign_typed_data(key, payload)
+
+
+def act(api: Api, trade_id: int, endpoint: str, who: str, **extra: Any) -> Any:
+    url = f"/api/p2p-crypto/orders/{trade_id}/{endpoint}"
+    r = api.post(url, who, json=extra)
+    assert r.status_code in (200, 201), r.text
+    req = r.json()
+    req = req.get("chain", req)  # /dispute answers with the dispute and its chain part
+    assert req["status"] == "signature_required"
+    r = api.post(url, who, json={**extra, "signature": sign(api, who, req["payload"]),
+                                 "expiry": req["expiry"]})
+    assert r.status_code in (201, 202), r.text
+    return r.json()
+
+
+def funded_trade(api: Api, amount: int = 10**18) -> int:
+    ad = post_ad(api).json()
+    opened = match(api, ad["id"], amount).json()
+    fund(api, opened["funding"])
+    api.sync()
+    return int(opened["order"]["id"])
+
+
+def status(api: Api, trade_id: int) -> Any:
+    return api.get(f"/api/p2p-crypto/orders/{trade_id}", "buyer").json()
+
+
+def test_paid_and_released_through_relayed_signatures(api: Api) -> None:
+    t = funded_trade(api)
+    buyer_before = api.chain.w3.eth.get_balance(api.chain.buyer.address)
+    act(api, t, "payment", "buyer")
+    api.sync()
+    assert status(api, t)["status"] == "paid"
+    act(api, t, "release-escrow", "seller")
+    api.sync()
+    got = status(api, t)
+    assert got["status"] == "completed" and got["escrow"]["payout_tx"]
+    fee = 10**18 * 50 // 10_000
+    assert api.chain.w3.eth.get_balance(api.chain.buyer.address) - buyer_before == 10**18 - fee
+
+
+def test_wrong_party_and_wrong_state_are_refused(api: Api) -> None:
+    t = funded_trade(api)
+    r = api.post(f"/api/p2p-crypto/orders/{t}/release-escrow", "buyer", json={})
+    assert r.status_code == 403 and r.json()["code"] == "wrong_party"
+    r = api.post(f"/api/p2p-crypto/orders/{t}/payment", "seller", json={})
+    assert r.status_code == 403
+    r = api.post(f"/api/p2p-crypto/orders/{t}/payment", "outsider", json={})
+    assert r.status_code == 404  # not a party: the trade does not exist for them
+    # a signature by the wrong key is refused before anything is relayed
+    req = api.post(f"/api/p2p-crypto/orders/{t}/payment", "buyer", json={}).json()
+    r = api.post(f"/api/p2p-crypto/orders/{t}/payment", "buyer",
+                 json={"signature": sign(api, "seller", req["payload"]), "expiry": req["expiry"]})
+    assert r.status_code == 409 and r.headers["content-type"] == PROBLEM, r.text
+    r = api.post(f"/api/p2p-crypto/orders/{t}/payment", "buyer",
+                 json={"signature": "0x1234", "expiry": req["expiry"]})
+    assert r.status_code == 422
+    # reclaiming before the payment window closed
+    r = api.post(f"/api/p2p-crypto/orders/{t}/reclaim", "seller", json={})
+    assert r.status_code == 409 and r.json()["code"] == "too_early"
+
+
+def test_same_signed_instruction_twice_is_one_job(api: Api) -> None:
+    t = funded_trade(api)
+    url = f"/api/p2p-crypto/orders/{t}/payment"
+    req = api.post(url, "buyer", json={}).json()
+    body = {"signature": sign(api, "buyer", req["payload"]), "expiry": req["expiry"]}
+    first = api.post(url, "buyer", json=body).json()
+    second = api.post(url, "buyer", json=body).json()
+    assert first["ref"] == second["ref"]
+    api.sync()
+    assert status(api, t)["status"] == "paid"
+
+
+def test_dispute_ruled_by_the_arbitrator_splits_30_70(api: Api) -> None:
+    t = funded_trade(api)
+    act(api, t, "payment", "buyer")
+    api.sync()
+    body = {"dispute_type": "payment_not_received", "description": "no SEPA transfer"}
+    out = act(api, t, "dispute", "buyer", **body)
+    dispute_id = out["dispute"]["id"]
+    api.sync()
+    assert status(api, t)["status"] == "disputed"
+    # only arbitrators rule
+    r = api.post(f"/api/p2p-crypto/disputes/{dispute_id}/resolve", "buyer",
+                 json={"buyer_bps": 10_000})
+    assert r.status_code == 403
+    listed = api.get("/api/p2p-crypto/disputes", "arbitrator", params={"status": "open"}).json()
+    assert [d["id"] for d in listed] == [dispute_id]
+    seller_before = api.chain.w3.eth.get_balance(api.chain.seller.address)
+    r = api.post(f"/api/p2p-crypto/disputes/{dispute_id}/resolve", "arbitrator",
+                 json={"buyer_bps": 3000, "resolution_notes": "partial"})
+    assert r.status_code == 202, r.text
+    api.sync()
+    got = status(api, t)
+    assert got["status"] == "resolved" and got["escrow"]["buyer_bps"] == 3000
+    assert api.chain.w3.eth.get_balance(api.chain.seller.address) - seller_before == 7 * 10**17
+    # a second, different ruling is refused (the first is final on chain and in the journal)
+    r = api.post(f"/api/p2p-crypto/disputes/{dispute_id}/resolve", "arbitrator",
+                 json={"buyer_bps": 10_000})
+    assert r.status_code == 409
+
+
+def test_buyer_cancels_a_funded_trade_and_the_seller_is_refunded(api: Api) -> None:
+    t = funded_trade(api)
+    seller_before = api.chain.w3.eth.get_balance(api.chain.seller.address)
+    r = api.delete(f"/api/p2p-crypto/orders/{t}", "buyer")
+    assert r.status_code == 409 and r.json()["code"] == "funded_trade"
+    act(api, t, "cancel-escrow", "buyer")
+    api.sync()
+    assert status(api, t)["status"] == "refunded"
+    assert api.chain.w3.eth.get_balance(api.chain.seller.address) - seller_before == 10**18
