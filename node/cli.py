@@ -70,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level,
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
+        for noisy in ("httpx", "apscheduler", "web3", "urllib3", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         return _dispatch(args, settings)
     except EscrowdError as exc:
         print(f"escrowd: {exc.message}", file=sys.stderr)
@@ -126,7 +128,7 @@ def _serve(args: argparse.Namespace, settings: Settings, *, background: bool) ->
         host = args.host or settings.api.host
         port = args.port or settings.api.port
         logging.getLogger("escrowd").info("API on http://%s:%s (docs at /docs)", host, port)
-        uvicorn.run(node.app(), host=host, port=port, log_level="info")
+        uvicorn.run(node.app(), host=host, port=port, log_level="info", lifespan="off")
     finally:
         node.stop()
     return 0

@@ -73,7 +73,9 @@ def _run_evm(tmp: Path, demo: Demo) -> int:
         node.start_background()
         port = _free_port()
         server = uvicorn.Server(
-            uvicorn.Config(node.app(), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(
+                node.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            )
         )
         threading.Thread(target=server.run, daemon=True).start()
         base = f"http://127.0.0.1:{port}"

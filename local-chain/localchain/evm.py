@@ -130,8 +130,10 @@ class Anvil:
         log = self.log_path.open("ab")
         # anvil keeps its temp state under $HOME/.foundry: give it the data dir.
         env = {**os.environ, "HOME": str(self.data_dir)}
+        # Its own session: a Ctrl-C in the terminal reaches the node, which
+        # stops anvil after its watchers, not anvil first.
         self.proc = subprocess.Popen(  # noqa: S603 - fixed binary, our own args
-            args, stdout=log, stderr=subprocess.STDOUT, env=env
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         log.close()
         wait_until(self._ready, timeout=30, what=f"anvil on {self.url} (log: {self.log_path})")
