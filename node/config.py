@@ -87,6 +87,59 @@ class EvmSettings(BaseModel):
         return v
 
 
+class BtcSettings(BaseModel):
+    """Bitcoin: the node speaks bitcoind's JSON-RPC (a real bitcoind on
+    mainnet/signet/testnet/regtest, or the local regtest node in dev mode)."""
+
+    # Off by default until the Bitcoin slice is wired into `escrowd run`.
+    enabled: bool = False
+    network: Literal["mainnet", "testnet", "signet", "regtest"] = "regtest"
+    # None in dev mode: the node starts its own regtest node.
+    rpc_url: str | None = None
+    rpc_user: str | None = None
+    rpc_password: SecretStr | None = None
+    rpc_cookie_file: Path | None = None
+    confirmations: int = Field(1, ge=1, le=1000)
+    finality_depth: int = Field(100, ge=1, le=10_000)
+    poll_interval_ms: int = Field(1000, ge=10, le=60_000)
+    # Relative timelock (blocks) of the seller's refund path.
+    csv_blocks: int = Field(144, ge=1, le=65_535)
+    min_feerate_sat_vb: int = Field(1, ge=1)
+    max_fee_sat: int = Field(100_000, ge=1)
+    # Keys of the node's arbitration agent (a BIP-32 seed or xprv). Secret.
+    agent_seed: SecretStr | None = None
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL")
+        return v
+
+
+class SolSettings(BaseModel):
+    """Solana: the node uses solana-py's client against any cluster's JSON-RPC
+    (the local LiteSVM chain in dev mode)."""
+
+    # Off by default until the Solana slice is wired into `escrowd run`.
+    enabled: bool = False
+    cluster: Literal["mainnet-beta", "devnet", "testnet", "localnet"] = "localnet"
+    rpc_url: str | None = None
+    ws_url: str | None = None
+    commitment: Literal["processed", "confirmed", "finalized"] = "finalized"
+    poll_interval_ms: int = Field(1000, ge=10, le=60_000)
+    # Secret key (base58 or JSON byte array) of the node's agent and fee payer.
+    agent_key: SecretStr | None = None
+    fee_payer_key: SecretStr | None = None
+
+    @field_validator("rpc_url", "ws_url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError("must be an http(s):// or ws(s):// URL")
+        return v
+
+
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx"}
 
 
@@ -103,6 +156,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api: ApiSettings = ApiSettings()
     evm: EvmSettings = EvmSettings()
+    btc: BtcSettings = BtcSettings()
+    sol: SolSettings = SolSettings()
 
     @classmethod
     def settings_customise_sources(
