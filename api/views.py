@@ -44,7 +44,7 @@ def order_public(o: P2POrder) -> OrderPublic:
         )
     return OrderPublic(
         id=o.id,
-        kind=o.kind,  # type: ignore[arg-type]
+        kind=o.kind,
         parent_id=o.parent_id,
         seller_id=o.seller_id,
         buyer_id=o.buyer_id,

@@ -187,7 +187,10 @@ def _evm_watcher(node: Node, deployment: EvmDeployment, adapter: Any) -> Any:
     from node.chains.evm.watcher import EvmWatcher
 
     cfg = node.settings.evm.model_copy(update={"start_block": deployment.start_block})
-    return EvmWatcher.from_settings(adapter, node.sessions, cfg, on_confirmed=refresh_escrows)
+    def on_confirmed(session: Session, chain: str, keys: set[str], confirmed: int) -> None:
+        refresh_escrows(session, chain, keys, confirmed)
+
+    return EvmWatcher.from_settings(adapter, node.sessions, cfg, on_confirmed=on_confirmed)
 
 
 class RelayLoop:
