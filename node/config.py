@@ -12,7 +12,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,12 +33,18 @@ from node.errors import ConfigError
 DEFAULT_CONFIG_FILE = "escrowd.toml"
 
 
-class ApiSettings(BaseModel):
+class Section(BaseModel):
+    """A settings block: unknown keys are refused, so a typo is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 
 
-class TokenSettings(BaseModel):
+class TokenSettings(Section):
     """An ERC-20 the node lists as a currency."""
 
     symbol: str = Field(min_length=1, max_length=16)
@@ -46,7 +60,7 @@ class TokenSettings(BaseModel):
         return v
 
 
-class EvmSettings(BaseModel):
+class EvmSettings(Section):
     enabled: bool = True
     # None in dev mode: the node starts its own anvil and deploys the contracts.
     rpc_url: str | None = None
@@ -87,7 +101,7 @@ class EvmSettings(BaseModel):
         return v
 
 
-class BtcSettings(BaseModel):
+class BtcSettings(Section):
     """Bitcoin: the node speaks bitcoind's JSON-RPC (a real bitcoind on
     mainnet/signet/testnet/regtest, or the local regtest node in dev mode)."""
 
@@ -108,6 +122,11 @@ class BtcSettings(BaseModel):
     max_fee_sat: int = Field(100_000, ge=1)
     # Keys of the node's arbitration agent (a BIP-32 seed or xprv). Secret.
     agent_seed: SecretStr | None = None
+    # First block the watcher indexes (None: regtest from genesis, other
+    # networks from the tip at the first start).
+    start_height: int | None = Field(None, ge=0)
+    # How often (seconds) the watchtower looks for matured timelock refunds.
+    watchtower_interval_s: int = Field(10, ge=1, le=3600)
 
     @field_validator("rpc_url")
     @classmethod
@@ -117,7 +136,7 @@ class BtcSettings(BaseModel):
         return v
 
 
-class SolSettings(BaseModel):
+class SolSettings(Section):
     """Solana: the node uses solana-py's client against any cluster's JSON-RPC
     (the local LiteSVM chain in dev mode)."""
 
@@ -131,6 +150,14 @@ class SolSettings(BaseModel):
     # Secret key (base58 or JSON byte array) of the node's agent and fee payer.
     agent_key: SecretStr | None = None
     fee_payer_key: SecretStr | None = None
+    # SPL tokens listed as currencies besides SOL: {symbol, name, mint, decimals}
+    # (dev mode lists its test USDC).
+    tokens: list[dict[str, str | int]] = Field(default_factory=list)
+    payment_window_s: int = Field(1800, ge=60)
+    release_window_s: int = Field(86_400, ge=60)
+    # dev mode's local chain: slot length and finality depth
+    dev_slot_ms: int = Field(100, ge=10, le=2000)
+    dev_finality_slots: int = Field(32, ge=1, le=1000)
 
     @field_validator("rpc_url", "ws_url")
     @classmethod
@@ -204,9 +231,41 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'escrowd.sqlite').resolve()}"
 
 
+# ESCROWD_* variables that are not settings.
+NOT_SETTINGS = {"ESCROWD_CONFIG", "ESCROWD_TEST_PG"}
+
+
+def _unknown_env() -> list[str]:
+    """ESCROWD_* variables that name no setting (pydantic-settings would
+    silently ignore a misspelt one)."""
+    unknown = []
+    for var in os.environ:
+        if not var.startswith("ESCROWD_") or var in NOT_SETTINGS:
+            continue
+        model: type[BaseModel] = Settings
+        for part in var.removeprefix("ESCROWD_").lower().split("__"):
+            field = model.model_fields.get(part)
+            if field is None:
+                unknown.append(var)
+                break
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                model = ann
+            else:
+                break
+    return unknown
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning pydantic's errors into one ConfigError that
     names each wrong setting the way the operator writes it."""
+    unknown = _unknown_env()
+    if unknown:
+        raise ConfigError(
+            "invalid configuration: unknown environment variable(s) "
+            + ", ".join(sorted(unknown))
+            + " (settings are ESCROWD_<NAME> or ESCROWD_<BLOCK>__<NAME>)"
+        )
     try:
         return Settings(**overrides)
     except ValidationError as exc:
