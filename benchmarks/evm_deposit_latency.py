@@ -40,9 +40,9 @@ def main() -> int:
 
     import httpx
     import uvicorn
-
     from localchain.evm import Anvil, dev_accounts
     from localchain.evm_deploy import deploy
+
     from node.config import load_settings
     from node.db.session import transaction
     from node.runtime import build_node

@@ -130,7 +130,8 @@ class P2POrder(Timestamps, Base):
     crypto_transaction_id: Mapped[str | None] = mapped_column(String(128))
     payment_transaction_id: Mapped[str | None] = mapped_column(String(128))
 
-    currency: Mapped[CryptoCurrency] = relationship(lazy="joined")
+    # inner join: every order has a currency, and PostgreSQL allows FOR UPDATE on it
+    currency: Mapped[CryptoCurrency] = relationship(lazy="joined", innerjoin=True)
     escrow: Mapped[P2PEscrow | None] = relationship(back_populates="order", uselist=False)
 
 
