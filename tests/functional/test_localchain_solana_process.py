@@ -152,9 +152,11 @@ def test_harness_starts_and_stops_the_server(tmp_path_factory: pytest.TempPathFa
         assert chain.url == f"http://127.0.0.1:{chain.port}"
         assert chain.rpc("getHealth") == "ok"
         assert chain.rpc("escrowd_info")["finalitySlots"] == 3
-        assert chain.slot() == 0  # slot_ms=0: nothing moves by itself
-        assert chain.warp_slots(5) == 5
-        assert chain.slot("finalized") == 2
+        assert chain.slot() == 1  # genesis is slot 0; slot_ms=0: nothing moves by itself
+        time.sleep(0.3)
+        assert chain.slot() == 1
+        assert chain.warp_slots(5) == 6
+        assert chain.slot("finalized") == 3
         proc = chain.proc
         assert proc is not None
     assert proc.poll() is not None

@@ -162,6 +162,8 @@ class Chain:
         self._genesis_accounts()
         self._open_slot(0)
         self.genesis_hash = self.blocks[0].blockhash
+        # Slot 0 is genesis, as on a cluster: transactions land from slot 1 on.
+        self.advance(1)
 
     # ---------------------------------------------------------------- genesis
 
