@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -52,3 +52,7 @@ def arbitrator_user(user: UserDep) -> User:
 
 
 ArbitratorDep = Annotated[User, Depends(arbitrator_user)]
+
+
+# Row ids in paths: PostgreSQL INTEGER, so anything else is a 422, not a 500.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="row id")]

@@ -217,10 +217,13 @@ def get_order(session: Session, order_id: int, *, for_update: bool = False) -> P
     return order
 
 
-def get_trade_for(session: Session, order_id: int, user: User) -> P2POrder:
+def get_trade_for(
+    session: Session, order_id: int, user: User, *, order: P2POrder | None = None
+) -> P2POrder:
     """A trade the user is a party of (arbitrators and admins see every trade);
     anyone else gets 404, so ids of other people's trades leak nothing."""
-    order = get_order(session, order_id)
+    if order is None:
+        order = get_order(session, order_id)
     if order.kind != "trade":
         raise EscrowStateError("this is an ad, not a trade", code="not_a_trade", order_id=order_id)
     if user.id not in (order.seller_id, order.buyer_id) and user.role not in (

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import ArbitratorDep, ChainsDep, SessionDep
+from api.deps import ArbitratorDep, ChainsDep, RowId, SessionDep
 from api.schemas import DisputePublic, Ruling, RulingResult
 from api.views import dispute_public, submitted_public
 from node import trades
@@ -30,7 +30,7 @@ def list_disputes(
 
 @router.post("/{dispute_id}/resolve", response_model=RulingResult, status_code=202)
 def resolve(
-    dispute_id: int,
+    dispute_id: RowId,
     body: Ruling,
     session: SessionDep,
     chains: ChainsDep,

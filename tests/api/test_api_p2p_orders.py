@@ -122,6 +122,12 @@ def test_unknown_things_are_404_problems(api: Api) -> None:
                     json={"amount": "1", "buyer_address": api.chain.buyer.address}
                     ).status_code == 404
     assert api.get("/api/nothing-here").json()["code"] == "not_found"
+    for bad in ("99999999999999999999", "0", "-1", "abc"):
+        r = api.get(f"/api/p2p-crypto/orders/{bad}", "buyer")
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (bad, r.text)
+    r = api.post("/api/p2p-crypto/disputes/99999999999/resolve", "arbitrator",
+                 json={"buyer_bps": 1})
+    assert r.status_code == 422
 
 
 def test_match_rules(api: Api) -> None:
