@@ -23,6 +23,7 @@ from node.db.session import make_engine, make_sessionmaker, transaction
 from node.errors import ConfigError
 from node.escrow_sync import refresh_escrows
 from node.evm_trades import EvmDeployment, EvmTradeChain, TokenInfo
+from node.leadership import Leadership, run_as_leader
 from node.trades import CurrencySpec, expire_unfunded, upsert_currency
 
 log = logging.getLogger("escrowd.runtime")
@@ -49,7 +50,12 @@ class Node:
     def start_background(self) -> None:
         """Watcher and relayer threads, and the scheduled jobs."""
         for watcher in self.watchers:
-            self._thread(f"watch-{watcher.chain}", watcher.run)
+            # one active watcher per chain across all node processes
+            lead = Leadership(self.engine, f"watch:{watcher.chain}")
+            self._thread(
+                f"watch-{watcher.chain}",
+                lambda stop, w=watcher, lead=lead: run_as_leader(lead, w.run, stop),
+            )
         for relayer in self.relayers:
             self._thread(f"relay-{relayer.chain}", relayer.run)
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -114,6 +120,12 @@ def build_node(settings: Settings) -> Node:
     node = Node(settings=settings, engine=engine, sessions=sessions, chains=ChainRegistry())
     if settings.evm.enabled:
         _setup_evm(node)
+    if settings.btc.enabled:
+        from node.btc_runtime import setup_btc  # loads the Bitcoin stack only when on
+
+        setup_btc(node)
+    if settings.sol.enabled:
+        __import__("node.sol_runtime", fromlist=["setup_sol"]).setup_sol(node)
     return node
 
 
