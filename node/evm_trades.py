@@ -27,7 +27,7 @@ from node.db.models import CryptoCurrency, P2PEscrow, P2POrder, RelayJob, User
 from node.domain.escrow import Action, ChainState, EscrowView, decision_of
 from node.errors import ChainError, ValidationError
 from node.signing import sign_once
-from wallets.evm.eip712 import TypedData, action_typed_data
+from wallets.evm.eip712 import TypedData, action_typed_data, open_typed_data
 from wallets.evm.signer import SoftwareSigner
 
 NATIVE = "0x0000000000000000000000000000000000000000"
@@ -233,7 +233,7 @@ class EvmTradeChain:
                 }
             )
         steps.append({"step": "open", **open_tx})
-        return {
+        out = {
             "chain": "evm",
             "chain_id": self.deployment.chain_id,
             "contract": self.deployment.escrow_address,
@@ -247,6 +247,115 @@ class EvmTradeChain:
             "note": "send these from the seller's own wallet, in order; the trade shows "
             "funded after the configured confirmations",
         }
+        if token != NATIVE:
+            out["relayed"] = self._relayed_funding(escrow, token)
+        return out
+
+    def _relayed_funding(self, escrow: P2PEscrow, token: str) -> dict[str, Any]:
+        """Gasless funding: the seller signs ``Open`` (and an EIP-2612
+        ``Permit`` where the token has one) in their wallet; the node submits
+        ``open_relayed`` and pays the gas. The coins still come only from the
+        seller's own address."""
+        expiry = self.chain_time() + ACTION_EXPIRY_S
+        open_typed = open_typed_data(
+            chain_id=self.deployment.chain_id,
+            contract=self.deployment.escrow_address,
+            seller=escrow.seller_address,
+            ref=escrow.ref,
+            buyer=escrow.buyer_address,
+            arbitrator=escrow.arbitrator_address,
+            token=token,
+            amount=escrow.amount,
+            payment_window=escrow.payment_window_s,
+            deadline=escrow.deadline,
+            expiry=expiry,
+        )
+        return {
+            "open": open_typed.payload,
+            "expiry": expiry,
+            "permit": self._permit_typed_data(token, escrow.seller_address, escrow.amount, expiry),
+            "submit": "POST /api/p2p-crypto/orders/{id}/fund with open_signature, expiry and "
+            "permit_signature (omit it if the seller approved the contract already)",
+        }
+
+    def _permit_typed_data(
+        self, token: str, owner: str, value: int, deadline: int
+    ) -> dict[str, Any] | None:
+        """The token's EIP-2612 Permit for the escrow contract, or None when
+        the token has no permit (then the seller approves once instead)."""
+        erc20 = self.w3.eth.contract(address=to_checksum_address(token), abi=_ERC20_ABI)
+        try:
+            nonce = int(erc20.functions.nonces(owner).call())
+        except Exception:  # noqa: BLE001 - no nonces(): no EIP-2612
+            return None
+        try:  # ERC-5267 says the domain exactly
+            _f, name, version, *_ = erc20.functions.eip712Domain().call()
+        except Exception:  # noqa: BLE001 - older permit tokens
+            name, version = erc20.functions.name().call(), "1"
+        return {
+            "types": {"EIP712Domain": _DOMAIN_TYPE, "Permit": _PERMIT_TYPE},
+            "primaryType": "Permit",
+            "domain": {
+                "name": name,
+                "version": version,
+                "chainId": self.deployment.chain_id,
+                "verifyingContract": to_checksum_address(token),
+            },
+            "message": {
+                "owner": owner,
+                "spender": self.deployment.escrow_address,
+                "value": str(value),
+                "nonce": str(nonce),
+                "deadline": str(deadline),
+            },
+        }
+
+    def submit_funding(
+        self,
+        session: Session,
+        *,
+        escrow: P2PEscrow,
+        currency: CryptoCurrency,
+        open_signature: str,
+        expiry: int,
+        permit_signature: str | None,
+    ) -> Submitted:
+        """Queue ``open_relayed`` with the seller's signatures (simulated first:
+        a wrong signature or a short allowance is a 409 with the reason)."""
+        from node.relayer import open_relayed_instruction
+
+        if currency.contract_address is None:
+            raise ValidationError(
+                "the native coin is funded by the seller's own transaction (open with value)",
+                code="relayed_funding_unsupported",
+            )
+        if self.relayer is None:
+            raise ValidationError("this node does not relay", code="relay_disabled")
+        v, r, s_ = 0, b"\0" * 32, b"\0" * 32
+        if permit_signature is not None:
+            raw = _sig_bytes(permit_signature)
+            r, s_, v = raw[:32], raw[32:64], raw[64]
+        instruction = open_relayed_instruction(
+            seller=escrow.seller_address,
+            ref=escrow.ref,
+            buyer=escrow.buyer_address,
+            arbitrator=escrow.arbitrator_address,
+            token=currency.contract_address,
+            amount=escrow.amount,
+            payment_window=escrow.payment_window_s,
+            deadline=escrow.deadline,
+            expiry=expiry,
+            open_sig=_sig_bytes(open_signature),
+            permit_deadline=expiry if permit_signature is not None else 0,
+            v=v,
+            r=r,
+            s=s_,
+        )
+        result = self.relayer.enqueue(session, instruction)
+        job = session.get(RelayJob, result.job_id)
+        return Submitted(
+            kind="relay_job", ref=str(result.job_id), status=job.status if job else "queued"
+        )
 
     # -- reading the escrow --------------------------------------------------
 
@@ -416,6 +525,20 @@ def _sig_bytes(sig: str) -> bytes:
     return raw
 
 
+_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+_PERMIT_TYPE = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
 _ERC20_ABI = [
     {
         "type": "function",
@@ -426,5 +549,34 @@ _ERC20_ABI = [
             {"name": "amount", "type": "uint256"},
         ],
         "outputs": [{"name": "", "type": "bool"}],
-    }
+    },
+    {
+        "type": "function",
+        "name": "nonces",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+    {
+        "type": "function",
+        "name": "name",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "string"}],
+    },
+    {
+        "type": "function",
+        "name": "eip712Domain",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [
+            {"name": "fields", "type": "bytes1"},
+            {"name": "name", "type": "string"},
+            {"name": "version", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+            {"name": "verifyingContract", "type": "address"},
+            {"name": "salt", "type": "bytes32"},
+            {"name": "extensions", "type": "uint256[]"},
+        ],
+    },
 ]
