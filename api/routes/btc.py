@@ -1,0 +1,152 @@
+"""Bitcoin-only endpoints (/api/btc/...): the escrow's deposits as the chain
+shows them, the pending payout a party co-signs (an arbitrator's ruling or a
+fee bump), the seller's timelock refund and the watchtower.
+
+The generic trade endpoints (/api/p2p-crypto/...) serve Bitcoin trades too:
+release and cancel return the PSBT to sign and take it back as ``psbt``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from api.deps import ChainsDep, SessionDep, UserDep
+from api.schemas import Strict, SubmittedPublic
+from node import trades
+from node.btc_trades import BtcTradeChain
+from node.chain_trades import ChainRegistry
+from node.db.models import P2PEscrow, P2POrder, User
+from node.errors import PermissionDeniedError, ValidationError
+
+router = APIRouter(prefix="/api/btc", tags=["bitcoin"])
+
+
+class PsbtBody(Strict):
+    psbt: str = Field(min_length=1, max_length=400_000)
+
+
+class BumpBody(Strict):
+    feerate_sat_vb: int | None = Field(None, ge=1, le=10_000)
+
+
+def _trade(
+    session: SessionDep, chains: ChainRegistry, user: User, order_id: int
+) -> tuple[P2POrder, P2PEscrow, BtcTradeChain]:
+    trade = trades.get_trade_for(session, order_id, user)
+    escrow = trades.escrow_of(session, trade)
+    if escrow.chain != "btc":
+        raise ValidationError("not a Bitcoin trade", code="not_btc")
+    chain = chains.get("btc")
+    assert isinstance(chain, BtcTradeChain)
+    return trade, escrow, chain
+
+
+def _role(trade: P2POrder, user: User) -> str:
+    if user.id == trade.seller_id:
+        return "seller"
+    if user.id == trade.buyer_id:
+        return "buyer"
+    return user.role
+
+
+def _submitted(kind: str, s: Any) -> SubmittedPublic:
+    return SubmittedPublic(status=s.status, action=kind, kind=s.kind, ref=s.ref)
+
+
+@router.get("/orders/{order_id}/escrow")
+def escrow(order_id: int, session: SessionDep, chains: ChainsDep,
+           user: UserDep) -> dict[str, Any]:
+    """The escrow: address, descriptor, every confirmed deposit (under-, over-
+    and repeated payments included), the payout."""
+    trade, esc, chain = _trade(session, chains, user, order_id)
+    btc = chain.btc_of(session, esc)
+    return {
+        "order_id": trade.id,
+        "status": trade.status,
+        "address": btc.address,
+        "descriptor": btc.descriptor,
+        "csv_blocks": btc.csv_blocks,
+        "amount_sat": esc.amount,
+        "deposited_sat": btc.deposited_sat,
+        "unspent_sat": btc.unspent_sat,
+        "extra_sat": btc.extra_sat,
+        "shortfall_sat": max(0, esc.amount - btc.deposited_sat),
+        "deposit_count": btc.deposit_count,
+        "deposits": btc.deposits,
+        "funded_height": btc.funded_height,
+        "payout": {"kind": btc.payout_kind, "buyer_bps": btc.payout_buyer_bps,
+                   "txid": btc.payout_txid, "fee_sat": btc.payout_fee_sat,
+                   "pending_signature": btc.payout_psbt is not None,
+                   "confirmed_txid": btc.spent_txid},
+        "watchtower": {"armed": btc.watchtower_psbt is not None,
+                       "txid": btc.watchtower_txid},
+    }
+
+
+@router.get("/orders/{order_id}/payout")
+def pending_payout(order_id: int, session: SessionDep, chains: ChainsDep,
+                   user: UserDep) -> dict[str, Any]:
+    """The agent-signed payout waiting for a party's signature."""
+    _trade_row, esc, chain = _trade(session, chains, user, order_id)
+    return chain.pending_payout(chain.btc_of(session, esc))
+
+
+@router.post("/orders/{order_id}/payout", response_model=SubmittedPublic, status_code=202)
+def cosign_payout(order_id: int, body: PsbtBody, session: SessionDep, chains: ChainsDep,
+                  user: UserDep) -> SubmittedPublic:
+    """A party co-signs the pending payout: the node combines, finalizes,
+    verifies and broadcasts."""
+    trade, esc, chain = _trade(session, chains, user, order_id)
+    role = _role(trade, user)
+    if role not in ("buyer", "seller"):
+        raise PermissionDeniedError("only the trade's parties co-sign", code="wrong_party")
+    return _submitted("cosign", chain.cosign(session, escrow=esc, role=role, psbt=body.psbt))
+
+
+@router.post("/orders/{order_id}/bump", response_model=SubmittedPublic, status_code=202)
+def bump(order_id: int, body: BumpBody, session: SessionDep, chains: ChainsDep,
+         user: UserDep) -> SubmittedPublic:
+    """Replace a stuck payout (RBF): the node re-builds it with a higher fee
+    and agent-signs it; a party co-signs it at ``/payout``."""
+    _trade_row, esc, chain = _trade(session, chains, user, order_id)
+    return _submitted("bump", chain.bump_payout(session, escrow=esc,
+                                                feerate_sat_vb=body.feerate_sat_vb))
+
+
+def _seller_only(trade: P2POrder, user: User) -> None:
+    if user.id != trade.seller_id:
+        raise PermissionDeniedError("the timelock refund is the seller's", code="wrong_party")
+
+
+@router.get("/orders/{order_id}/timelock-refund")
+def timelock_refund_psbt(order_id: int, session: SessionDep, chains: ChainsDep,
+                         user: UserDep) -> dict[str, Any]:
+    """The PSBT the seller's refund key signs alone (valid once the escrow's
+    deposits are ``csv_blocks`` deep)."""
+    trade, esc, chain = _trade(session, chains, user, order_id)
+    _seller_only(trade, user)
+    return chain.timelock_psbt(session, escrow=esc)
+
+
+@router.post("/orders/{order_id}/timelock-refund", response_model=SubmittedPublic,
+             status_code=202)
+def timelock_refund(order_id: int, body: PsbtBody, session: SessionDep, chains: ChainsDep,
+                    user: UserDep) -> SubmittedPublic:
+    """Broadcast the seller's signed timelock refund (the node signs nothing)."""
+    trade, esc, chain = _trade(session, chains, user, order_id)
+    _seller_only(trade, user)
+    return _submitted("timelock_refund",
+                      chain.submit_timelock_refund(session, escrow=esc, psbt=body.psbt))
+
+
+@router.post("/orders/{order_id}/watchtower", status_code=202)
+def watchtower(order_id: int, body: PsbtBody, session: SessionDep, chains: ChainsDep,
+               user: UserDep) -> dict[str, Any]:
+    """Leave a signed timelock refund with the node: it is broadcast when the
+    timelock matures if the trade is still unpaid and undisputed."""
+    trade, esc, chain = _trade(session, chains, user, order_id)
+    _seller_only(trade, user)
+    chain.set_watchtower(session, escrow=esc, psbt=body.psbt)
+    return {"status": "armed", "order_id": trade.id}
