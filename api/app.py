@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import problems
-from api.routes import disputes, health, p2p
+from api.routes import btc, disputes, funding, health, p2p, sol
 from node.chain_trades import ChainRegistry
 
 
@@ -30,4 +30,7 @@ def create_app(*, sessions: sessionmaker[Session], chains: ChainRegistry) -> Fas
     app.include_router(health.router)
     app.include_router(p2p.router)
     app.include_router(disputes.router)
+    app.include_router(funding.router)
+    app.include_router(btc.router)
+    app.include_router(sol.router)
     return app

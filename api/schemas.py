@@ -54,6 +54,11 @@ class AdCreate(Strict):
     seller_address: str = Field(min_length=1, max_length=128)
     terms_and_conditions: str | None = Field(None, max_length=4000)
     additional_notes: str | None = Field(None, max_length=4000)
+    # Bitcoin: the seller's own public keys (a plain pubkey or
+    # "[fingerprint/path]xpub/child"): the multisig key and the refund key of
+    # the timelock branch. Not used on other chains.
+    seller_pubkey: str | None = Field(None, min_length=1, max_length=300)
+    seller_refund_pubkey: str | None = Field(None, min_length=1, max_length=300)
 
     @field_validator("amount", "min_amount", "max_amount")
     @classmethod
@@ -72,6 +77,8 @@ class AdCreate(Strict):
 class MatchCreate(Strict):
     amount: int | str
     buyer_address: str = Field(min_length=1, max_length=128)
+    # Bitcoin: the buyer's own public key (plain or xpub with origin).
+    buyer_pubkey: str | None = Field(None, min_length=1, max_length=300)
 
     @field_validator("amount")
     @classmethod
@@ -85,6 +92,8 @@ class SignedAction(Strict):
 
     signature: str | None = Field(None, max_length=200)
     expiry: int | None = Field(None, ge=0, le=2**63 - 1)
+    # Bitcoin: the signed PSBT (base64) instead of a signature.
+    psbt: str | None = Field(None, min_length=1, max_length=400_000)
 
 
 class DisputeCreate(Strict):

@@ -5,7 +5,6 @@ watchtower loop. ``build_node`` calls :func:`setup_btc` when
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -94,7 +93,8 @@ def setup_btc(node: Node) -> None:
         from node.runtime import _forget_chain
 
         dev = start_dev_btc(node.settings.data_dir / "btc")
-        atexit.register(dev.stop)
+        node.dev_chains["btc"] = dev
+        node.closers.append(dev.stop)
         user, password = dev.auth()
 
         def make_rpc() -> BitcoinRpc:

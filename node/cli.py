@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the effective configuration, secrets hidden")
 
     demo = sub.add_parser("demo", help="run a scripted demo against local chains")
-    demo.add_argument("chain", choices=["evm"], help="which chain's demo")
+    demo.add_argument("chain", choices=["evm", "sol", "btc"], help="which chain's demo")
     demo.add_argument("--quiet", action="store_true", help="print only the final JSON line")
     return p
 
@@ -110,6 +110,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("run", "api"):
         return _serve(args, settings, background=args.command == "run")
     if args.command == "demo":
+        if args.chain == "btc":
+            from node.demo_btc import run_demo_btc
+
+            return run_demo_btc(quiet=args.quiet)
+        if args.chain == "sol":
+            from node.demo_sol import run_demo_sol
+
+            return run_demo_sol(quiet=args.quiet)
         from node.demo import run_demo
 
         return run_demo(args.chain, quiet=args.quiet)

@@ -127,6 +127,9 @@ class BtcSettings(Section):
     start_height: int | None = Field(None, ge=0)
     # How often (seconds) the watchtower looks for matured timelock refunds.
     watchtower_interval_s: int = Field(10, ge=1, le=3600)
+    # Dev mode only: mine a regtest block every this many seconds (0: never;
+    # tests and demos mine themselves).
+    dev_block_interval_s: int = Field(10, ge=0, le=3600)
 
     @field_validator("rpc_url")
     @classmethod

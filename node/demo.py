@@ -59,9 +59,9 @@ def run_demo(chain: str, *, quiet: bool = False) -> int:
 def _run_evm(tmp: Path, demo: Demo) -> int:
     import uvicorn
     from eth_account import Account
+    from localchain.evm import dev_accounts
     from web3 import Web3
 
-    from localchain.evm import dev_accounts
     from node.runtime import build_node
 
     os.environ.setdefault("ESCROWD_EVM__CONFIRMATIONS", "2")

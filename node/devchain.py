@@ -68,3 +68,112 @@ def start_dev_evm(data_dir: Path, *, persist: bool = True, port: int | None = No
     deployment["ws_url"] = anvil.ws_url
     deployment_file.write_text(json.dumps(deployment, indent=2), encoding="utf-8")
     return DevEvm(anvil=anvil, deployment=deployment, accounts=dev_accounts(10), fresh=fresh)
+
+
+@dataclass
+class DevBtc:
+    """A running dev Bitcoin regtest node (libbitcoinkernel behind bitcoind's RPC)."""
+
+    node: Any
+    fresh: bool = False
+
+    @property
+    def url(self) -> str:
+        return str(self.node.url)
+
+    def auth(self) -> tuple[str, str]:
+        user, password = self.node.auth()
+        return str(user), str(password)
+
+    def stop(self) -> None:
+        self.node.stop()
+
+
+def start_dev_btc(data_dir: Path, *, port: int | None = None) -> DevBtc:
+    """Start the local regtest node with its chain under ``data_dir`` (kept
+    across restarts); ``fresh`` when the chain was created by this start."""
+    from localchain.bitcoin import BitcoinRegtest
+
+    fresh = not (data_dir / "localchain.sqlite").exists()
+    node = BitcoinRegtest(data_dir=data_dir, port=port).start()
+    return DevBtc(node=node, fresh=fresh)
+
+
+@dataclass
+class DevSol:
+    """A running local Solana chain (LiteSVM behind JSON-RPC) with the node's
+    dev keys funded and a test USDC mint (6 decimals) created. State is in
+    memory only: every start is a new chain (new genesis hash)."""
+
+    chain: Any
+    agent: Any  # solders Keypair
+    fee_payer: Any  # solders Keypair
+    usdc_mint: str
+    mint_authority: Any  # solders Keypair: mints test USDC to traders (demo, tests)
+
+    @property
+    def url(self) -> str:
+        return str(self.chain.url)
+
+    def stop(self) -> None:
+        self.chain.stop()
+
+
+def start_dev_sol(
+    data_dir: Path, *, slot_ms: int = 100, finality_slots: int = 32
+) -> DevSol:
+    """Start the local Solana chain under ``data_dir``; keep the node's agent and
+    fee-payer keys in ``sol-keys.json`` across restarts (so escrows opened
+    earlier keep their arbitrator), airdrop the fee payer, create test USDC."""
+    import base64
+
+    from localchain.solana import LAMPORTS_PER_SOL, SolanaLocal
+    from solders.keypair import Keypair
+    from solders.message import Message
+    from solders.system_program import CreateAccountParams, create_account
+    from solders.transaction import Transaction
+    from spl.token.constants import MINT_LEN, TOKEN_PROGRAM_ID
+    from spl.token.instructions import initialize_mint
+    from spl.token.models import InitializeMintParams
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keys_file = data_dir / "sol-keys.json"
+    if keys_file.exists():
+        keys = json.loads(keys_file.read_text(encoding="utf-8"))
+    else:
+        keys = {name: str(Keypair()) for name in ("agent", "fee_payer", "mint_authority")}
+        keys_file.write_text(json.dumps(keys), encoding="utf-8")
+        keys_file.chmod(0o600)
+    agent = Keypair.from_base58_string(keys["agent"])
+    fee_payer = Keypair.from_base58_string(keys["fee_payer"])
+    authority = Keypair.from_base58_string(keys["mint_authority"])
+    chain = SolanaLocal(data_dir=data_dir / "solana", slot_ms=slot_ms,
+                        finality_slots=finality_slots).start()
+    try:
+        for kp in (fee_payer, authority):
+            chain.airdrop(str(kp.pubkey()), 100 * LAMPORTS_PER_SOL)
+        mint = Keypair()
+        rent = int(chain.rpc("getMinimumBalanceForRentExemption", MINT_LEN))
+        ixs = [
+            create_account(CreateAccountParams(
+                from_pubkey=authority.pubkey(), to_pubkey=mint.pubkey(), lamports=rent,
+                space=MINT_LEN, owner=TOKEN_PROGRAM_ID)),
+            initialize_mint(InitializeMintParams(
+                decimals=6, program_id=TOKEN_PROGRAM_ID, mint=mint.pubkey(),
+                mint_authority=authority.pubkey())),
+        ]
+        blockhash = chain.rpc("getLatestBlockhash", {"commitment": "processed"})["value"]
+        from solders.hash import Hash
+
+        msg = Message.new_with_blockhash(ixs, authority.pubkey(),
+                                         Hash.from_string(blockhash["blockhash"]))
+        tx = Transaction([authority, mint], msg, Hash.from_string(blockhash["blockhash"]))
+        chain.rpc("sendTransaction", base64.b64encode(bytes(tx)).decode(),
+                  {"encoding": "base64", "preflightCommitment": "processed"})
+        chain.finalize()
+    except Exception:
+        chain.stop()
+        raise
+    log.info("dev Solana on %s: test USDC mint %s", chain.url, mint.pubkey())
+    return DevSol(chain=chain, agent=agent, fee_payer=fee_payer, usdc_mint=str(mint.pubkey()),
+                  mint_authority=authority)

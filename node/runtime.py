@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,10 @@ class Node:
     scheduler: BackgroundScheduler | None = None
     watchers: list[Any] = field(default_factory=list)
     relayers: list[Any] = field(default_factory=list)
+    # Called in reverse order when the node stops, after its threads ended
+    # (dev chains, RPC clients of the chain slices).
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    dev_chains: dict[str, Any] = field(default_factory=dict)
 
     # -- life cycle ---------------------------------------------------------
 
@@ -102,6 +107,11 @@ class Node:
             self.scheduler.shutdown(wait=False)
         for t in self.threads:
             t.join(timeout=10)
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:
+                log.exception("closing %r failed", close)
         if self.dev_evm is not None:
             self.dev_evm.stop()
         self.engine.dispose()
@@ -120,12 +130,15 @@ def build_node(settings: Settings) -> Node:
     node = Node(settings=settings, engine=engine, sessions=sessions, chains=ChainRegistry())
     if settings.evm.enabled:
         _setup_evm(node)
+    # each chain slice loads its libraries only when it is on
     if settings.btc.enabled:
-        from node.btc_runtime import setup_btc  # loads the Bitcoin stack only when on
+        from node.btc_runtime import setup_btc
 
         setup_btc(node)
     if settings.sol.enabled:
-        __import__("node.sol_runtime", fromlist=["setup_sol"]).setup_sol(node)
+        from node.sol_runtime import setup_sol
+
+        setup_sol(node)
     return node
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from api.deps import ChainsDep, SessionDep, UserDep
+from api.deps import ChainsDep, RowId, SessionDep, UserDep
 from api.schemas import (
     AdCreate,
     CurrencyPublic,
@@ -90,7 +90,21 @@ def create_order(
             additional_notes=body.additional_notes,
         ),
     )
+    _chain_keys(chain, session, ad, seller_pubkey=body.seller_pubkey,
+                seller_refund_pubkey=body.seller_refund_pubkey)
     return order_public(ad)
+
+
+def _chain_keys(chain: object, session: Session, order: P2POrder, **keys: str | None) -> None:
+    """Chain-specific keys the trader brought (Bitcoin: their own public keys)
+    go to the chain, which stores them; a chain without keys refuses them."""
+    given = {k: v for k, v in keys.items() if v is not None}
+    store = getattr(chain, "store_party_keys", None)
+    if store is not None:
+        store(session, order=order, keys=given)
+    elif given:
+        raise ValidationError(f"{next(iter(given))} is not used on this chain",
+                              field=next(iter(given)))
 
 
 @router.get("/orders/my", response_model=Page)
@@ -100,16 +114,16 @@ def my_orders(session: SessionDep, user: UserDep, limit: Limit = 50, offset: Off
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic)
-def get_order(order_id: int, session: SessionDep, user: UserDep) -> OrderPublic:
+def get_order(order_id: RowId, session: SessionDep, user: UserDep) -> OrderPublic:
     order = trades.get_order(session, order_id)
     if order.kind == "trade":
-        order = trades.get_trade_for(session, order_id, user)
+        trades.get_trade_for(session, order_id, user, order=order)
     return order_public(order)
 
 
 @router.post("/orders/{order_id}/match", response_model=TradeOpened, status_code=201)
 def match(
-    order_id: int, body: MatchCreate, session: SessionDep, chains: ChainsDep, user: UserDep
+    order_id: RowId, body: MatchCreate, session: SessionDep, chains: ChainsDep, user: UserDep
 ) -> TradeOpened:
     """Take an ad: opens a trade with its escrow; the response tells the
     seller's own wallet exactly how to fund it."""
@@ -125,6 +139,7 @@ def match(
         buyer_address=buyer_address,
         now=now,
     )
+    _chain_keys(chain, session, trade, buyer_pubkey=body.buyer_pubkey)
     escrow = chain.open_escrow(
         session, trade=trade, currency=ad.currency, arbitrator_address=None, now=now
     )
@@ -136,7 +151,7 @@ def match(
 
 @router.get("/orders/{order_id}/funding")
 def funding(
-    order_id: int, session: SessionDep, chains: ChainsDep, user: UserDep
+    order_id: RowId, session: SessionDep, chains: ChainsDep, user: UserDep
 ) -> dict[str, object]:
     trade = trades.get_trade_for(session, order_id, user)
     escrow = trades.escrow_of(session, trade)
@@ -148,7 +163,7 @@ def _party_action(
     session: Session,
     chains: ChainRegistry,
     user: User,
-    order_id: int,
+    order_id: RowId,
     action: Action,
     body: SignedAction,
     buyer_bps: int = 0,
@@ -161,17 +176,18 @@ def _party_action(
     role = _role(trade, user)
     view = chain.escrow_view(escrow)
     check_action(view, action, role, now=_chain_now(chain))
-    if body.signature is None:
+    signed = body.psbt if body.psbt is not None else body.signature
+    if signed is None:
         return sign_payload(chain.sign_request(escrow, action, buyer_bps=buyer_bps))
-    if body.expiry is None:
+    if body.expiry is None and body.psbt is None:
         raise ValidationError("expiry is required with a signature", field="expiry")
     submitted = chain.submit_signed(
         session,
         escrow=escrow,
         action=action,
         buyer_bps=buyer_bps,
-        expiry=body.expiry,
-        signatures=[body.signature],
+        expiry=body.expiry or 0,
+        signatures=[signed],
         requested_by=user,
     )
     return submitted_public(submitted, action)
@@ -192,7 +208,7 @@ def _chain_now(chain: object) -> int:
 
 @router.post("/orders/{order_id}/payment", response_model=SignPayload | SubmittedPublic)
 def mark_paid(
-    order_id: int,
+    order_id: RowId,
     body: SignedAction,
     session: SessionDep,
     chains: ChainsDep,
@@ -214,7 +230,7 @@ def mark_paid(
 
 @router.post("/orders/{order_id}/release-escrow", response_model=SignPayload | SubmittedPublic)
 def release(
-    order_id: int,
+    order_id: RowId,
     body: SignedAction,
     session: SessionDep,
     chains: ChainsDep,
@@ -236,7 +252,7 @@ def release(
 
 @router.post("/orders/{order_id}/cancel-escrow", response_model=SignPayload | SubmittedPublic)
 def cancel_funded(
-    order_id: int,
+    order_id: RowId,
     body: SignedAction,
     session: SessionDep,
     chains: ChainsDep,
@@ -258,7 +274,7 @@ def cancel_funded(
 
 @router.post("/orders/{order_id}/reclaim", response_model=SignPayload | SubmittedPublic)
 def reclaim(
-    order_id: int,
+    order_id: RowId,
     body: SignedAction,
     session: SessionDep,
     chains: ChainsDep,
@@ -280,7 +296,7 @@ def reclaim(
 
 @router.post("/orders/{order_id}/dispute", response_model=DisputeOpened, status_code=201)
 def dispute(
-    order_id: int, body: DisputeCreate, session: SessionDep, chains: ChainsDep, user: UserDep
+    order_id: RowId, body: DisputeCreate, session: SessionDep, chains: ChainsDep, user: UserDep
 ) -> DisputeOpened:
     """Open a dispute: recorded at once; on chain it needs the party's signed
     DISPUTE (returned to sign when no signature is given)."""
@@ -307,7 +323,7 @@ def dispute(
 
 
 @router.delete("/orders/{order_id}", response_model=OrderPublic)
-def cancel(order_id: int, session: SessionDep, user: UserDep) -> OrderPublic:
+def cancel(order_id: RowId, session: SessionDep, user: UserDep) -> OrderPublic:
     """Cancel an ad (its seller) or a trade not yet funded (either party)."""
     order = trades.get_order(session, order_id, for_update=True)
     if order.kind == "trade":

@@ -285,3 +285,136 @@ class RelayJob(Timestamps, Base):
     last_sent_at: Mapped[datetime | None]
     confirmed_block: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- bitcoin -------------------------------------------------------------
+
+
+class BtcPartyKeys(Base):
+    """The public keys a trader brought for a Bitcoin ad (the seller's
+    multisig key and refund key) or trade (the buyer's key). Key expressions:
+    a plain pubkey or ``[fp/path]xpub/child``; never a private key."""
+
+    __tablename__ = "btc_party_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    p2p_order_id: Mapped[int] = mapped_column(ForeignKey("p2p_crypto_orders.id"), unique=True)
+    seller_key: Mapped[str | None] = mapped_column(Text)
+    seller_refund_key: Mapped[str | None] = mapped_column(Text)
+    buyer_key: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BtcEscrow(Timestamps, Base):
+    """The P2WSH escrow of one Bitcoin trade: its descriptor and keys, the
+    payout addresses, the fold of its confirmed deposits and spends, and the
+    payout the node is assembling or has broadcast."""
+
+    __tablename__ = "btc_escrows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    p2p_escrow_id: Mapped[int] = mapped_column(ForeignKey("p2p_crypto_escrows.id"), unique=True)
+    address: Mapped[str] = mapped_column(String(128), unique=True)
+    script_pubkey: Mapped[str] = mapped_column(String(68))
+    descriptor: Mapped[str] = mapped_column(Text)
+    witness_script: Mapped[str] = mapped_column(Text)
+    csv_blocks: Mapped[int] = mapped_column(Integer)
+    buyer_key: Mapped[str] = mapped_column(Text)
+    seller_key: Mapped[str] = mapped_column(Text)
+    seller_refund_key: Mapped[str] = mapped_column(Text)
+    arbitrator_key: Mapped[str] = mapped_column(Text)
+    buyer_payout_address: Mapped[str] = mapped_column(String(128))
+    seller_payout_address: Mapped[str] = mapped_column(String(128))
+    # the fold of confirmed chain events (node.domain.btc_escrow)
+    deposited_sat: Mapped[int] = mapped_column(BigInteger, default=0)
+    unspent_sat: Mapped[int] = mapped_column(BigInteger, default=0)
+    extra_sat: Mapped[int] = mapped_column(BigInteger, default=0)
+    deposit_count: Mapped[int] = mapped_column(Integer, default=0)
+    deposits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    funded_height: Mapped[int | None] = mapped_column(BigInteger)
+    spent_txid: Mapped[str | None] = mapped_column(String(64))
+    # the payout being assembled / broadcast
+    payout_kind: Mapped[str | None] = mapped_column(String(24))
+    payout_buyer_bps: Mapped[int | None] = mapped_column(Integer)
+    payout_psbt: Mapped[str | None] = mapped_column(Text)
+    payout_txid: Mapped[str | None] = mapped_column(String(64))
+    payout_raw: Mapped[str | None] = mapped_column(Text)
+    payout_fee_sat: Mapped[int | None] = mapped_column(BigInteger)
+    payout_vsize: Mapped[int | None] = mapped_column(Integer)
+    payout_broadcast_at: Mapped[datetime | None]
+    # watchtower: the seller's signed timelock refund, broadcast at maturity
+    watchtower_psbt: Mapped[str | None] = mapped_column(Text)
+    watchtower_txid: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- Solana escrows (node/sol_trades.py, node/chains/sol/) -----------------
+
+
+class SolEscrow(Timestamps, Base):
+    """A trade's Solana escrow: the 2-of-3 SPL Token multisig and the escrow
+    token account it owns (both derived with seeds from the seller's key), and
+    what the watcher last saw of that account at the configured commitment."""
+
+    __tablename__ = "sol_escrows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    p2p_escrow_id: Mapped[int] = mapped_column(ForeignKey("p2p_crypto_escrows.id"), unique=True)
+    chain: Mapped[str] = mapped_column(String(32))  # "sol:<cluster>"
+    genesis_hash: Mapped[str] = mapped_column(String(64))
+    trade_ref: Mapped[str] = mapped_column(String(66))
+    mint: Mapped[str] = mapped_column(String(64))
+    decimals: Mapped[int] = mapped_column(Integer)
+    token_program: Mapped[str] = mapped_column(String(64))
+    multisig: Mapped[str] = mapped_column(String(64))
+    escrow_token_account: Mapped[str] = mapped_column(String(64), unique=True)
+    multisig_seed: Mapped[str] = mapped_column(String(32))
+    escrow_seed: Mapped[str] = mapped_column(String(32))
+    # the escrow token account at the commitment, as the watcher last read it
+    observed_slot: Mapped[int | None] = mapped_column(BigInteger)
+    observed_exists: Mapped[bool] = mapped_column(Boolean, default=False)
+    observed_owner: Mapped[str | None] = mapped_column(String(64))
+    observed_mint: Mapped[str | None] = mapped_column(String(64))
+    observed_amount: Mapped[int] = mapped_column(BaseUnits, default=0)
+    # off-chain facts, each signed by the party's own key (ed25519, base58)
+    buyer_paid_signature: Mapped[str | None] = mapped_column(String(100))
+    buyer_paid_at: Mapped[datetime | None]
+    dispute_signature: Mapped[str | None] = mapped_column(String(100))
+    disputed_at: Mapped[datetime | None]
+
+
+class SolMovement(Base):
+    """A transaction that changed an escrow token account's balance, as seen at
+    the configured commitment (deposit in, or payout out with its recipients)."""
+
+    __tablename__ = "sol_movements"
+    __table_args__ = (UniqueConstraint("sol_escrow_id", "signature"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sol_escrow_id: Mapped[int] = mapped_column(ForeignKey("sol_escrows.id"), index=True)
+    signature: Mapped[str] = mapped_column(String(100))
+    slot: Mapped[int] = mapped_column(BigInteger)
+    amount_in: Mapped[int] = mapped_column(BaseUnits, default=0)
+    amount_out: Mapped[int] = mapped_column(BaseUnits, default=0)
+    to_buyer: Mapped[int] = mapped_column(BaseUnits, default=0)
+    to_seller: Mapped[int] = mapped_column(BaseUnits, default=0)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SolPayout(Timestamps, Base):
+    """One rendering of a payout intent (release / refund / split) at one
+    blockhash, collecting its signatures. When the blockhash expires the node
+    renders the same intent again (a new row) and the parties sign again."""
+
+    __tablename__ = "sol_payouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sol_escrow_id: Mapped[int] = mapped_column(ForeignKey("sol_escrows.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # release | refund | split
+    buyer_bps: Mapped[int | None] = mapped_column(Integer)
+    cosigners: Mapped[str] = mapped_column(String(200))  # two base58 keys, comma-separated
+    blockhash: Mapped[str] = mapped_column(String(64))
+    last_valid_block_height: Mapped[int] = mapped_column(BigInteger)
+    transaction: Mapped[str] = mapped_column(Text)  # base64, signatures so far
+    status: Mapped[str] = mapped_column(String(16), default="collecting")
+    tx_signature: Mapped[str | None] = mapped_column(String(100))

@@ -58,10 +58,10 @@ class Api:
 def shared_evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvmChain]:
     """One anvil with the contracts deployed for the whole API suite; each
     test runs from an ``evm_snapshot`` of it and reverts afterwards."""
-    from web3 import Web3
-
     from localchain.evm import Anvil
     from localchain.evm_deploy import deploy
+    from web3 import Web3
+
     from node.chains.evm.artifacts import load
 
     tmp = tmp_path_factory.mktemp("api-anvil")

@@ -22,7 +22,8 @@ def _check(url: str) -> None:
         upgrade(engine)
         assert current(engine) is not None
         tables = set(inspect(engine).get_table_names())
-        assert {"p2p_crypto_orders", "p2p_crypto_escrows", "chain_blocks", "signing_journal"} <= tables
+        expected = {"p2p_crypto_orders", "p2p_crypto_escrows", "chain_blocks", "signing_journal"}
+        assert expected <= tables
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"

@@ -40,13 +40,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from node.chains.sol.client import AccountState, SolClient
 from node.db.models import P2PEscrow, P2POrder, SolEscrow, SolMovement
-from node.domain.escrow import FINAL_TRADE_STATUSES
+from node.domain.escrow import TradeStatus
 from node.errors import ChainError
 
 log = logging.getLogger(__name__)
 
 OnConfirmed = Callable[[Session, str, set[str], int], Any]
-_FINAL = [s.value for s in FINAL_TRADE_STATUSES]
+# Paid-out trades are not watched any more. Cancelled and expired ones still
+# are: a late funding must be seen (the coins are then in escrow, and the fold
+# shows the trade funded again).
+_FINAL = [TradeStatus.COMPLETED.value, TradeStatus.REFUNDED.value, TradeStatus.RESOLVED.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +113,14 @@ class SolWatcher:
             return SolStepResult(slot=-1, watched=0, changed=0, movements=0)
         keys = [Pubkey.from_string(sol.escrow_token_account) for sol, _e in rows]
         slot, accounts = self.client.accounts(keys, self.commitment)
-        changed: set[str] = set()
-        n_moves = 0
+        # Read everything from the chain first, write after: no database write
+        # lock is held across RPC calls (SQLite has a single writer).
+        updates: list[tuple[SolEscrow, tuple[bool, str | None, str | None, int],
+                            list[SolMovement]]] = []
         for (sol, escrow), acct in zip(rows, accounts, strict=True):
             ta = parse_token_account(acct, sol.token_program)
-            exists = acct is not None
             new = (
-                exists,
+                acct is not None,
                 ta.owner if ta else None,
                 ta.mint if ta else None,
                 ta.amount if ta else 0,
@@ -125,24 +129,29 @@ class SolWatcher:
                    sol.observed_amount)
             if sol.observed_slot is not None and new == old:
                 continue
-            if new != old:
-                n_moves += self._movements(s, sol, escrow, slot)
+            moves = self._movements(s, sol, escrow, slot) if new != old else []
+            updates.append((sol, new, moves))
+        for sol, new, moves in updates:
+            s.add_all(moves)
             sol.observed_slot = slot
             sol.observed_exists, sol.observed_owner, sol.observed_mint, sol.observed_amount = new
-            changed.add(sol.escrow_token_account)
+        changed = {sol.escrow_token_account for sol, _n, _m in updates}
         if changed and self.on_confirmed is not None:
             s.flush()
             self.on_confirmed(s, self.chain, changed, slot)
         return SolStepResult(slot=slot, watched=len(rows), changed=len(changed),
-                             movements=n_moves)
+                             movements=sum(len(m) for _s, _n, m in updates))
 
-    def _movements(self, s: Session, sol: SolEscrow, escrow: P2PEscrow, slot: int) -> int:
-        """Store the committed transactions that moved the account's balance."""
+    def _movements(
+        self, s: Session, sol: SolEscrow, escrow: P2PEscrow, slot: int
+    ) -> list[SolMovement]:
+        """The committed transactions that moved the account's balance and are
+        not stored yet (read only)."""
         known = set(
             s.scalars(select(SolMovement.signature).where(SolMovement.sol_escrow_id == sol.id))
         )
         key = Pubkey.from_string(sol.escrow_token_account)
-        added = 0
+        out: list[SolMovement] = []
         for info in reversed(self.client.signatures_for(key, self.commitment, limit=100)):
             if info.failed or info.slot > slot or info.signature in known:
                 continue
@@ -153,14 +162,13 @@ class SolWatcher:
             if move is None:
                 continue
             amount_in, amount_out, to_buyer, to_seller, closed = move
-            s.add(SolMovement(
+            out.append(SolMovement(
                 sol_escrow_id=sol.id, signature=info.signature, slot=info.slot,
                 amount_in=amount_in, amount_out=amount_out, to_buyer=to_buyer,
                 to_seller=to_seller, closed=closed,
             ))
             known.add(info.signature)
-            added += 1
-        return added
+        return out
 
     def sync(self) -> SolStepResult:
         return self.step()
