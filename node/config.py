@@ -105,8 +105,9 @@ class BtcSettings(Section):
     """Bitcoin: the node speaks bitcoind's JSON-RPC (a real bitcoind on
     mainnet/signet/testnet/regtest, or the local regtest node in dev mode)."""
 
-    # Off by default until the Bitcoin slice is wired into `escrowd run`.
-    enabled: bool = False
+    # None: on in dev mode (the local regtest node), and in production when
+    # rpc_url is set; true/false force it.
+    enabled: bool | None = None
     network: Literal["mainnet", "testnet", "signet", "regtest"] = "regtest"
     # None in dev mode: the node starts its own regtest node.
     rpc_url: str | None = None
@@ -143,8 +144,9 @@ class SolSettings(Section):
     """Solana: the node uses solana-py's client against any cluster's JSON-RPC
     (the local LiteSVM chain in dev mode)."""
 
-    # Off by default until the Solana slice is wired into `escrowd run`.
-    enabled: bool = False
+    # None: on in dev mode (the local LiteSVM chain), and in production when
+    # rpc_url is set; true/false force it.
+    enabled: bool | None = None
     cluster: Literal["mainnet-beta", "devnet", "testnet", "localnet"] = "localnet"
     rpc_url: str | None = None
     ws_url: str | None = None
@@ -226,6 +228,18 @@ class Settings(BaseSettings):
                     if secret is None or secret.get_secret_value().lower() in PLACEHOLDERS:
                         raise ValueError(f"evm.{name} must be set to a real key in production")
         return self
+
+    @property
+    def btc_enabled(self) -> bool:
+        if self.btc.enabled is not None:
+            return self.btc.enabled
+        return self.mode == "dev" or self.btc.rpc_url is not None
+
+    @property
+    def sol_enabled(self) -> bool:
+        if self.sol.enabled is not None:
+            return self.sol.enabled
+        return self.mode == "dev" or self.sol.rpc_url is not None
 
     @property
     def resolved_database_url(self) -> str:

@@ -65,7 +65,9 @@ def _run_evm(tmp: Path, demo: Demo) -> int:
     from node.runtime import build_node
 
     os.environ.setdefault("ESCROWD_EVM__CONFIRMATIONS", "2")
-    settings = load_settings(data_dir=tmp / "data", mode="dev")
+    settings = load_settings(
+        data_dir=tmp / "data", mode="dev", btc={"enabled": False}, sol={"enabled": False}
+    )
     demo.say("starting a dev node: SQLite, local anvil, escrow contract deployed")
     node = build_node(settings)
     server: uvicorn.Server | None = None

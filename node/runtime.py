@@ -131,11 +131,11 @@ def build_node(settings: Settings) -> Node:
     if settings.evm.enabled:
         _setup_evm(node)
     # each chain slice loads its libraries only when it is on
-    if settings.btc.enabled:
+    if settings.btc_enabled:
         from node.btc_runtime import setup_btc
 
         setup_btc(node)
-    if settings.sol.enabled:
+    if settings.sol_enabled:
         from node.sol_runtime import setup_sol
 
         setup_sol(node)

@@ -95,8 +95,9 @@ class BitcoinRegtest:
             p for p in (str(LOCAL_CHAIN), env.get("PYTHONPATH", "")) if p
         )
         log = self.log_path.open("ab")
+        # its own session: a Ctrl-C reaches the node, which stops the chain last
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and args
-            args, stdout=log, stderr=subprocess.STDOUT, env=env
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         log.close()
         wait_until(

@@ -74,7 +74,10 @@ class SolanaLocal:
         if self.seed is not None:
             args += ["--seed", self.seed.hex()]
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        # its own session: a Ctrl-C reaches the node, which stops the chain last
+        self.proc = subprocess.Popen(  # noqa: S603
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         wait_until(
             self._ready, timeout=30, what=f"local Solana on {self.url} (log: {self.log_path})"
