@@ -1,7 +1,8 @@
 """Deposit-to-funded latency: from the moment the block that gives a funding its
 last confirmation is mined, to the trade showing ``funded`` through the HTTP
-API (real uvicorn, real PostgreSQL, real anvil; the watcher follows new heads
-over anvil's websocket, with polling as the fallback).
+API: the node runs as its own process (`escrowd run`, real PostgreSQL, real
+anvil; the watcher follows new heads over anvil's websocket, with polling as
+the fallback) and this script is the client.
 
 Prints one JSON line: p50/p99/max in milliseconds over N trades.
 Targets (issue 2): p50 <= 25 ms, p99 <= 60 ms.
@@ -14,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,17 +38,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trades", type=int, default=200)
     ap.add_argument("--confirmations", type=int, default=2)
+    ap.add_argument("--poll-ms", type=float, default=2.0,
+                    help="the client's pause between two reads of the trade")
+    ap.add_argument("--block-gap", type=float, default=0.3,
+                    help="seconds between the funding block and the confirming block")
     args = ap.parse_args()
 
     import httpx
-    import uvicorn
     from localchain.evm import Anvil, dev_accounts
     from localchain.evm_deploy import deploy
 
-    from node.config import load_settings
-    from node.db.session import transaction
-    from node.runtime import build_node
-    from node.trades import create_user
     from tests import pg
 
     tmp = Path(tempfile.mkdtemp(prefix="escrowd-bench-"))
@@ -55,73 +56,91 @@ def main() -> int:
         db_url = pg.create_database(server_url, db_name)
         dep = deploy(anvil.url, tmp / "deployment.json", ws_url=anvil.ws_url)
         accts = dev_accounts(10)
-        settings = load_settings(
-            mode="production",
-            data_dir=tmp,
-            database_url=db_url,
-            evm={
-                "rpc_url": anvil.url,
-                "ws_url": anvil.ws_url,
-                "chain_id": dep.chain_id,
-                "escrow_address": dep.escrow,
-                "start_block": dep.deploy_block,
-                "confirmations": args.confirmations,
-                "poll_interval_ms": 1000,
-                "agent_key": accts[7].key,
-                "relayer_key": accts[9].key,
-            },
-        )
-        node = build_node(settings)
-        with transaction(node.sessions) as s:
-            _u, seller_tok = create_user(s, username="seller")
-            _u, buyer_tok = create_user(s, username="buyer")
-        node.start_background()
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(node.app(), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
+        # The node runs as operators run it: its own process (`escrowd run`),
+        # configured by environment, with the watcher following anvil's
+        # websocket; this process plays the client polling the API.
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ESCROWD_")},
+            "ESCROWD_MODE": "production",
+            "ESCROWD_DATA_DIR": str(tmp / "node"),
+            "ESCROWD_DATABASE_URL": db_url,
+            "ESCROWD_LOG_LEVEL": "WARNING",
+            "ESCROWD_API__PORT": str(port),
+            "ESCROWD_EVM__RPC_URL": anvil.url,
+            "ESCROWD_EVM__WS_URL": anvil.ws_url,
+            "ESCROWD_EVM__CHAIN_ID": str(dep.chain_id),
+            "ESCROWD_EVM__ESCROW_ADDRESS": dep.escrow,
+            "ESCROWD_EVM__START_BLOCK": str(dep.deploy_block),
+            "ESCROWD_EVM__CONFIRMATIONS": str(args.confirmations),
+            "ESCROWD_EVM__AGENT_KEY": accts[7].key,
+            "ESCROWD_EVM__RELAYER_KEY": accts[9].key,
+        }
+        escrowd = str(ROOT / ".venv" / "bin" / "escrowd")
+
+        def token(name: str) -> str:
+            out = subprocess.run(  # noqa: S603 - our own CLI
+                [escrowd, "users", "add", name], env=env, capture_output=True, text=True,
+                check=True,
+            )
+            return str(json.loads(out.stdout.strip().splitlines()[-1])["token"])
+
+        seller = {"Authorization": f"Bearer {token('seller')}"}
+        buyer = {"Authorization": f"Bearer {token('buyer')}"}
+        node = subprocess.Popen(  # noqa: S603 - our own CLI
+            [escrowd, "run"], env=env, stdout=subprocess.DEVNULL,
+            stderr=open(tmp / "node.log", "wb"),  # noqa: SIM115
+        )
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        seller = {"Authorization": f"Bearer {seller_tok}"}
-        buyer = {"Authorization": f"Bearer {buyer_tok}"}
-        eth = next(c for c in client.get("/api/p2p-crypto/currencies").json()
-                   if c["symbol"] == "ETH")
-        ad = client.post("/api/p2p-crypto/orders", headers=seller, json={
-            "crypto_currency_id": eth["id"], "amount": str(10**24), "min_amount": "1000",
-            "max_amount": str(10**24), "price_per_unit": "1", "fiat_currency": "EUR",
-            "payment_methods": ["SEPA"], "seller_address": accts[1].address,
-        }).json()
         latencies: list[float] = []
-        for _ in range(args.trades):
-            opened = client.post(f"/api/p2p-crypto/orders/{ad['id']}/match", headers=buyer,
-                                 json={"amount": "1000", "buyer_address": accts[2].address}
-                                 ).json()
-            step = opened["funding"]["transactions"][-1]
-            # anvil automines the funding into its own block
-            anvil.rpc("eth_sendTransaction", {"from": step["from"], "to": step["to"],
-                                              "data": step["data"],
-                                              "value": hex(int(step["value"]))})
-            if args.confirmations > 2:
-                anvil.mine(args.confirmations - 2)
-            url = f"/api/p2p-crypto/orders/{opened['order']['id']}"
-            t0 = time.perf_counter()
-            anvil.mine(1)  # the block that gives the last confirmation
-            while client.get(url, headers=buyer).json()["status"] != "funded":
-                pass
-            latencies.append((time.perf_counter() - t0) * 1000)
-        server.should_exit = True
-        node.stop()
-        pg.drop_database(server_url, db_name)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or node.poll() is not None:
+                        raise SystemExit(f"node did not start: see {tmp / 'node.log'}") from None
+                    time.sleep(0.1)
+            eth = next(c for c in client.get("/api/p2p-crypto/currencies").json()
+                       if c["symbol"] == "ETH")
+            ad = client.post("/api/p2p-crypto/orders", headers=seller, json={
+                "crypto_currency_id": eth["id"], "amount": str(10**24), "min_amount": "1000",
+                "max_amount": str(10**24), "price_per_unit": "1", "fiat_currency": "EUR",
+                "payment_methods": ["SEPA"], "seller_address": accts[1].address,
+            }).json()
+            for _ in range(args.trades):
+                opened = client.post(f"/api/p2p-crypto/orders/{ad['id']}/match", headers=buyer,
+                                     json={"amount": "1000", "buyer_address": accts[2].address}
+                                     ).json()
+                step = opened["funding"]["transactions"][-1]
+                # anvil automines the funding into its own block
+                anvil.rpc("eth_sendTransaction", {"from": step["from"], "to": step["to"],
+                                                  "data": step["data"],
+                                                  "value": hex(int(step["value"]))})
+                if args.confirmations > 2:
+                    anvil.mine(args.confirmations - 2)
+                # Blocks come seconds apart on a real chain: let the node take
+                # in the funding block before the confirming one is mined.
+                time.sleep(args.block_gap)
+                url = f"/api/p2p-crypto/orders/{opened['order']['id']}"
+                t0 = time.perf_counter()
+                anvil.mine(1)  # the block that gives the last confirmation
+                while client.get(url, headers=buyer).json()["status"] != "funded":
+                    time.sleep(args.poll_ms / 1000)
+                latencies.append((time.perf_counter() - t0) * 1000)
+        finally:
+            node.send_signal(signal.SIGINT)
+            node.wait(30)
+            pg.drop_database(server_url, db_name)
     qs = statistics.quantiles(latencies, n=100)
     print(json.dumps({
         "benchmark": "evm_deposit_to_funded_latency",
         "trades": len(latencies),
         "confirmations": args.confirmations,
+        "block_gap_s": args.block_gap,
+        "client_poll_ms": args.poll_ms,
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(qs[98], 2),
         "max_ms": round(max(latencies), 2),

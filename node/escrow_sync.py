@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from node.db.models import ChainEvent, P2PEscrow, P2POrder
 from node.domain.escrow import (
@@ -81,6 +81,7 @@ def refresh_escrows(
     family, network = split_chain_key(chain)
     escrows = session.scalars(
         select(P2PEscrow)
+        .options(joinedload(P2PEscrow.order, innerjoin=True))
         .where(P2PEscrow.chain == family, P2PEscrow.network == network)
         .where(P2PEscrow.escrow_key.in_(keys))
     ).all()

@@ -57,6 +57,9 @@ class WatcherSettings(Protocol):
     poll_interval_ms: int
 
 
+PRUNE_EVERY = 32
+
+
 @dataclass(frozen=True, slots=True)
 class StepResult:
     head: int  # the watcher's head after the step
@@ -228,8 +231,10 @@ class EvmWatcher:
             indexer.set_head(s, chain, head, head_hash)
 
         # blocks no longer needed for reorg detection
+        # (in batches of PRUNE_EVERY blocks: one DELETE per block would cost a
+        # round trip on the deposit-to-funded path for nothing)
         cut = head - fd
-        if self._pruned_below is None or cut > self._pruned_below:
+        if self._pruned_below is None or cut >= self._pruned_below + PRUNE_EVERY:
             indexer.prune_blocks(s, chain, cut, self._pruned_below)
             self._pruned_below = cut
 
