@@ -206,92 +206,51 @@ def _chain_now(chain: object) -> int:
     return int(chain_time()) if callable(chain_time) else int(datetime.now(UTC).timestamp())
 
 
-@router.post("/orders/{order_id}/payment", response_model=SignPayload | SubmittedPublic)
-def mark_paid(
-    order_id: RowId,
-    body: SignedAction,
-    session: SessionDep,
-    chains: ChainsDep,
-    user: UserDep,
-    response: Response,
-) -> SignPayload | SubmittedPublic:
-    """The buyer marks the off-chain payment as sent (signed MARK_PAID)."""
-    out = _party_action(
-        session=session,
-        chains=chains,
-        user=user,
-        order_id=order_id,
-        action=Action.MARK_PAID,
-        body=body,
+def _action_route(path: str, action: Action, doc: str) -> None:
+    """One POST endpoint per party action; all work the same two steps."""
+
+    def endpoint(
+        order_id: RowId,
+        body: SignedAction,
+        session: SessionDep,
+        chains: ChainsDep,
+        user: UserDep,
+        response: Response,
+    ) -> SignPayload | SubmittedPublic:
+        out = _party_action(
+            session=session, chains=chains, user=user, order_id=order_id, action=action,
+            body=body,
+        )
+        response.status_code = 202 if isinstance(out, SubmittedPublic) else 200
+        return out
+
+    endpoint.__doc__ = doc
+    endpoint.__name__ = f"{action.name.lower()}_escrow"
+    router.add_api_route(
+        f"/orders/{{order_id}}/{path}",
+        endpoint,
+        methods=["POST"],
+        response_model=SignPayload | SubmittedPublic,
+        name=endpoint.__name__,
     )
-    response.status_code = 202 if isinstance(out, SubmittedPublic) else 200
-    return out
 
 
-@router.post("/orders/{order_id}/release-escrow", response_model=SignPayload | SubmittedPublic)
-def release(
-    order_id: RowId,
-    body: SignedAction,
-    session: SessionDep,
-    chains: ChainsDep,
-    user: UserDep,
-    response: Response,
-) -> SignPayload | SubmittedPublic:
-    """The seller releases the escrow to the buyer (signed RELEASE)."""
-    out = _party_action(
-        session=session,
-        chains=chains,
-        user=user,
-        order_id=order_id,
-        action=Action.RELEASE,
-        body=body,
-    )
-    response.status_code = 202 if isinstance(out, SubmittedPublic) else 200
-    return out
-
-
-@router.post("/orders/{order_id}/cancel-escrow", response_model=SignPayload | SubmittedPublic)
-def cancel_funded(
-    order_id: RowId,
-    body: SignedAction,
-    session: SessionDep,
-    chains: ChainsDep,
-    user: UserDep,
-    response: Response,
-) -> SignPayload | SubmittedPublic:
-    """The buyer cancels a funded trade; the seller is refunded (signed CANCEL)."""
-    out = _party_action(
-        session=session,
-        chains=chains,
-        user=user,
-        order_id=order_id,
-        action=Action.CANCEL,
-        body=body,
-    )
-    response.status_code = 202 if isinstance(out, SubmittedPublic) else 200
-    return out
-
-
-@router.post("/orders/{order_id}/reclaim", response_model=SignPayload | SubmittedPublic)
-def reclaim(
-    order_id: RowId,
-    body: SignedAction,
-    session: SessionDep,
-    chains: ChainsDep,
-    user: UserDep,
-    response: Response,
-) -> SignPayload | SubmittedPublic:
-    """The seller takes the escrow back after the windows closed (signed RECLAIM)."""
-    out = _party_action(
-        session=session,
-        chains=chains,
-        user=user,
-        order_id=order_id,
-        action=Action.RECLAIM,
-        body=body,
-    )
-    response.status_code = 202 if isinstance(out, SubmittedPublic) else 200
-    return out
+_action_route(
+    "payment", Action.MARK_PAID, "The buyer marks the off-chain payment as sent (MARK_PAID)."
+)
+_action_route(
+    "release-escrow", Action.RELEASE, "The seller releases the escrow to the buyer (RELEASE)."
+)
+_action_route(
+    "cancel-escrow",
+    Action.CANCEL,
+    "The buyer cancels a funded trade; the seller is refunded (CANCEL).",
+)
+_action_route(
+    "reclaim",
+    Action.RECLAIM,
+    "The seller takes the escrow back after the windows closed (RECLAIM).",
+)
 
 
 @router.post("/orders/{order_id}/dispute", response_model=DisputeOpened, status_code=201)
