@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from api.deps import ChainsDep, SessionDep, UserDep
+from api.deps import ChainsDep, RowId, SessionDep, UserDep
 from api.schemas import Strict, SubmittedPublic
 from node import trades
 from node.btc_trades import BtcTradeChain
@@ -32,7 +32,7 @@ class BumpBody(Strict):
 
 
 def _trade(
-    session: SessionDep, chains: ChainRegistry, user: User, order_id: int
+    session: SessionDep, chains: ChainRegistry, user: User, order_id: RowId
 ) -> tuple[P2POrder, P2PEscrow, BtcTradeChain]:
     trade = trades.get_trade_for(session, order_id, user)
     escrow = trades.escrow_of(session, trade)
@@ -56,7 +56,7 @@ def _submitted(kind: str, s: Any) -> SubmittedPublic:
 
 
 @router.get("/orders/{order_id}/escrow")
-def escrow(order_id: int, session: SessionDep, chains: ChainsDep,
+def escrow(order_id: RowId, session: SessionDep, chains: ChainsDep,
            user: UserDep) -> dict[str, Any]:
     """The escrow: address, descriptor, every confirmed deposit (under-, over-
     and repeated payments included), the payout."""
@@ -86,7 +86,7 @@ def escrow(order_id: int, session: SessionDep, chains: ChainsDep,
 
 
 @router.get("/orders/{order_id}/payout")
-def pending_payout(order_id: int, session: SessionDep, chains: ChainsDep,
+def pending_payout(order_id: RowId, session: SessionDep, chains: ChainsDep,
                    user: UserDep) -> dict[str, Any]:
     """The agent-signed payout waiting for a party's signature."""
     _trade_row, esc, chain = _trade(session, chains, user, order_id)
@@ -94,7 +94,7 @@ def pending_payout(order_id: int, session: SessionDep, chains: ChainsDep,
 
 
 @router.post("/orders/{order_id}/payout", response_model=SubmittedPublic, status_code=202)
-def cosign_payout(order_id: int, body: PsbtBody, session: SessionDep, chains: ChainsDep,
+def cosign_payout(order_id: RowId, body: PsbtBody, session: SessionDep, chains: ChainsDep,
                   user: UserDep) -> SubmittedPublic:
     """A party co-signs the pending payout: the node combines, finalizes,
     verifies and broadcasts."""
@@ -106,7 +106,7 @@ def cosign_payout(order_id: int, body: PsbtBody, session: SessionDep, chains: Ch
 
 
 @router.post("/orders/{order_id}/bump", response_model=SubmittedPublic, status_code=202)
-def bump(order_id: int, body: BumpBody, session: SessionDep, chains: ChainsDep,
+def bump(order_id: RowId, body: BumpBody, session: SessionDep, chains: ChainsDep,
          user: UserDep) -> SubmittedPublic:
     """Replace a stuck payout (RBF): the node re-builds it with a higher fee
     and agent-signs it; a party co-signs it at ``/payout``."""
@@ -121,7 +121,7 @@ def _seller_only(trade: P2POrder, user: User) -> None:
 
 
 @router.get("/orders/{order_id}/timelock-refund")
-def timelock_refund_psbt(order_id: int, session: SessionDep, chains: ChainsDep,
+def timelock_refund_psbt(order_id: RowId, session: SessionDep, chains: ChainsDep,
                          user: UserDep) -> dict[str, Any]:
     """The PSBT the seller's refund key signs alone (valid once the escrow's
     deposits are ``csv_blocks`` deep)."""
@@ -132,7 +132,7 @@ def timelock_refund_psbt(order_id: int, session: SessionDep, chains: ChainsDep,
 
 @router.post("/orders/{order_id}/timelock-refund", response_model=SubmittedPublic,
              status_code=202)
-def timelock_refund(order_id: int, body: PsbtBody, session: SessionDep, chains: ChainsDep,
+def timelock_refund(order_id: RowId, body: PsbtBody, session: SessionDep, chains: ChainsDep,
                     user: UserDep) -> SubmittedPublic:
     """Broadcast the seller's signed timelock refund (the node signs nothing)."""
     trade, esc, chain = _trade(session, chains, user, order_id)
@@ -142,7 +142,7 @@ def timelock_refund(order_id: int, body: PsbtBody, session: SessionDep, chains: 
 
 
 @router.post("/orders/{order_id}/watchtower", status_code=202)
-def watchtower(order_id: int, body: PsbtBody, session: SessionDep, chains: ChainsDep,
+def watchtower(order_id: RowId, body: PsbtBody, session: SessionDep, chains: ChainsDep,
                user: UserDep) -> dict[str, Any]:
     """Leave a signed timelock refund with the node: it is broadcast when the
     timelock matures if the trade is still unpaid and undisputed."""

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ChainsDep, SessionDep, UserDep
+from api.deps import ChainsDep, RowId, SessionDep, UserDep
 from node import trades
 from node.db.models import SolPayout
 from node.errors import EscrowStateError, NotFoundError, ValidationError
@@ -48,7 +48,7 @@ def _chain(chains: Any, family: str) -> SolTradeChain:
 
 @router.get("/orders/{order_id}/payout")
 def pending_payout(
-    order_id: int, session: SessionDep, chains: ChainsDep, user: UserDep
+    order_id: RowId, session: SessionDep, chains: ChainsDep, user: UserDep
 ) -> dict[str, Any]:
     trade = trades.get_trade_for(session, order_id, user)
     escrow = trades.escrow_of(session, trade)
@@ -62,7 +62,7 @@ def pending_payout(
 
 @router.post("/orders/{order_id}/payout", status_code=202)
 def sign_payout(
-    order_id: int,
+    order_id: RowId,
     body: PayoutSigned,
     session: SessionDep,
     chains: ChainsDep,
