@@ -130,6 +130,12 @@ def main() -> int:
                 while client.get(url, headers=buyer).json()["status"] != "funded":
                     time.sleep(args.poll_ms / 1000)
                 latencies.append((time.perf_counter() - t0) * 1000)
+            reads = []
+            for _ in range(200):
+                t = time.perf_counter()
+                client.get(url, headers=buyer)
+                reads.append((time.perf_counter() - t) * 1000)
+            read_p50 = statistics.median(reads)
         finally:
             node.send_signal(signal.SIGINT)
             node.wait(30)
@@ -144,6 +150,7 @@ def main() -> int:
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(qs[98], 2),
         "max_ms": round(max(latencies), 2),
+        "api_read_p50_ms": round(read_p50, 2),
         "target": {"p50_ms": 25, "p99_ms": 60},
     }))
     return 0
