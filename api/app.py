@@ -8,8 +8,21 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import problems
-from api.routes import btc, disputes, funding, health, p2p, sol
+from api import observability, problems, security
+from api.routes import (
+    auth,
+    btc,
+    custody,
+    disputes,
+    events,
+    funding,
+    health,
+    market,
+    ops,
+    p2p,
+    sol,
+    trading,
+)
 from node.chain_trades import ChainRegistry
 
 
@@ -27,10 +40,18 @@ def create_app(*, sessions: sessionmaker[Session], chains: ChainRegistry) -> Fas
     app.state.sessions = sessions
     app.state.chains = chains
     problems.install(app)
+    security.install(app)
+    observability.install(app)
     app.include_router(health.router)
     app.include_router(p2p.router)
     app.include_router(disputes.router)
     app.include_router(funding.router)
     app.include_router(btc.router)
     app.include_router(sol.router)
+    app.include_router(auth.router)
+    app.include_router(market.router)
+    app.include_router(events.router)
+    app.include_router(trading.router)
+    app.include_router(custody.router)
+    app.include_router(ops.router)
     return app

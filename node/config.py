@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -28,15 +27,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from node.accounts.settings import AuthSettings
+from node.custody.settings import CustodySettings
+from node.disputes.settings import DisputeSettings
 from node.errors import ConfigError
+from node.market.settings import MarketSettings
+from node.ops.settings import OpsSettings
+from node.settings_base import Section
+from node.trading.settings import TradingSettings
 
 DEFAULT_CONFIG_FILE = "escrowd.toml"
 
 
-class Section(BaseModel):
-    """A settings block: unknown keys are refused, so a typo is an error."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ApiSettings(Section):
@@ -190,6 +192,12 @@ class Settings(BaseSettings):
     evm: EvmSettings = EvmSettings()
     btc: BtcSettings = BtcSettings()
     sol: SolSettings = SolSettings()
+    auth: AuthSettings = AuthSettings()
+    market: MarketSettings = MarketSettings()
+    disputes: DisputeSettings = DisputeSettings()
+    custody: CustodySettings = CustodySettings()
+    trading: TradingSettings = TradingSettings()
+    ops: OpsSettings = OpsSettings()
 
     @classmethod
     def settings_customise_sources(

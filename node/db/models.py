@@ -418,3 +418,15 @@ class SolPayout(Timestamps, Base):
     transaction: Mapped[str] = mapped_column(Text)  # base64, signatures so far
     status: Mapped[str] = mapped_column(String(16), default="collecting")
     tx_signature: Mapped[str | None] = mapped_column(String(100))
+
+
+# Tables of later slices live in their own modules; importing them here puts them
+# in Base.metadata (migrations, create_all) whatever the caller imported first.
+from node.db import (  # noqa: E402,F401
+    models_accounts,
+    models_custody,
+    models_disputes_ext,
+    models_jobs,
+    models_market,
+    models_trading,
+)

@@ -1,0 +1,7 @@
+"""Custody: balances, deposit addresses, withdrawals."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Accounts and trust: passwords, 2FA, wallet sign-in, tokens, rate limits, audit."""

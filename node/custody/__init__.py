@@ -1,0 +1,1 @@
+"""Custody: deposit addresses, ledger, withdrawals, hot/cold sweeps."""

@@ -1,0 +1,6 @@
+"""Marketplace: payment methods, verification, reputation, prices.
+
+Imported by node.db.models (at its end) so one Base.metadata holds every table.
+"""
+
+from __future__ import annotations

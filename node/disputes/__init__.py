@@ -1,0 +1,1 @@
+"""Disputes: evidence, assignment, deadlines, escalation; trade events and webhooks."""

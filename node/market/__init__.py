@@ -1,0 +1,1 @@
+"""Marketplace: payment methods, verification, reputation, prices."""

@@ -1,0 +1,1 @@
+"""Operations: fleet roles, jobs, metrics, logs."""

@@ -1,0 +1,1 @@
+"""Order-book trading: pairs, orders, matching, market data."""
