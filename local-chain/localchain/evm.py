@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from localchain.ports import free_port, wait_until
+from localchain.ports import free_port
+from localchain.process import LocalChainProcess, RPCError
 
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL_PACKAGE_BIN = (
@@ -60,16 +59,12 @@ def dev_accounts(n: int = 10) -> list[DevAccount]:
     return out
 
 
-class RPCError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.data = data
-
-
-class Anvil:
+class Anvil(LocalChainProcess):
     """A running anvil. Use as a context manager or call start()/stop()."""
+
+    name = "anvil"
+    log_name = "anvil.log"
+    data_dir_prefix = "escrowd-anvil-"
 
     def __init__(
         self,
@@ -83,10 +78,10 @@ class Anvil:
         prune_history: int | None = 512,
         extra_args: tuple[str, ...] = (),
     ) -> None:
+        super().__init__(data_dir)
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.chain_id = chain_id
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="escrowd-anvil-"))
         self.block_time = block_time
         self.load_state = load_state
         self.dump_state = dump_state
@@ -94,7 +89,6 @@ class Anvil:
         # Keep this many recent states in memory (reorgs and rollbacks need
         # them) and none on disk; None keeps everything (anvil's default).
         self.prune_history = prune_history
-        self.proc: subprocess.Popen[bytes] | None = None
         self._client = httpx.Client(timeout=30)
 
     @property
@@ -105,12 +99,7 @@ class Anvil:
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "anvil.log"
-
     def start(self) -> Anvil:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             anvil_binary(),
             "--host", self.host,
@@ -127,23 +116,12 @@ class Anvil:
         if self.dump_state:
             args += ["--dump-state", str(self.dump_state)]
         args += list(self.extra_args)
-        log = self.log_path.open("ab")
         # anvil keeps its temp state under $HOME/.foundry: give it the data dir.
         env = {**os.environ, "HOME": str(self.data_dir)}
-        # Its own session: a Ctrl-C in the terminal reaches the node, which
-        # stops anvil after its watchers, not anvil first.
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed binary, our own args
-            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        log.close()
-        wait_until(self._ready, timeout=30, what=f"anvil on {self.url} (log: {self.log_path})")
+        self._spawn(args, env=env, what=f"anvil on {self.url}")
         return self
 
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(
-                f"anvil exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
-            )
+    def _answers(self) -> bool:
         return int(self.rpc("eth_chainId"), 16) == self.chain_id
 
     def rpc(self, method: str, *params: Any) -> Any:
@@ -175,20 +153,3 @@ class Anvil:
         """Replace the last ``depth`` blocks by as many new, empty ones."""
         self.rpc("anvil_rollback", depth)
         self.mine(depth)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> Anvil:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -3,7 +3,7 @@ both the server and the client harness use."""
 
 from __future__ import annotations
 
-from typing import Any
+from localchain.process import RPCError as _RPCError
 
 RPC_INVALID_REQUEST = -32600
 RPC_METHOD_NOT_FOUND = -32601
@@ -26,11 +26,6 @@ RPC_TRANSACTION_ERROR = RPC_VERIFY_ERROR
 RPC_TRANSACTION_REJECTED = RPC_VERIFY_REJECTED
 
 
-class RPCError(Exception):
-    """A JSON-RPC error as bitcoind reports it: ``code`` and ``message``."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.data = data
+# A JSON-RPC error as bitcoind reports it: ``code`` and ``message`` (the
+# class every local chain raises).
+RPCError = _RPCError

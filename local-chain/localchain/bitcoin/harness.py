@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,8 @@ from typing import Any
 import httpx
 
 from localchain.bitcoin.errors import RPCError
-from localchain.ports import free_port, wait_until
+from localchain.ports import free_port
+from localchain.process import LocalChainProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 LOCAL_CHAIN = ROOT / "local-chain"
@@ -29,8 +28,13 @@ LOCAL_CHAIN = ROOT / "local-chain"
 BURN_ADDRESS = "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq3xueyj"
 
 
-class BitcoinRegtest:
+class BitcoinRegtest(LocalChainProcess):
     """A running local regtest node. Use as a context manager or start()/stop()."""
+
+    name = "regtest node"
+    log_name = "debug.log"
+    data_dir_prefix = "escrowd-btc-"
+    log_tail = 3000
 
     def __init__(
         self,
@@ -41,13 +45,12 @@ class BitcoinRegtest:
         rpc_password: str | None = "escrowd",
         extra_args: tuple[str, ...] = (),
     ) -> None:
+        super().__init__(data_dir)
         self.host = "127.0.0.1"
         self.port = port or free_port()
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="escrowd-btc-"))
         self.rpc_user = rpc_user
         self.rpc_password = rpc_password
         self.extra_args = extra_args
-        self.proc: subprocess.Popen[bytes] | None = None
         # long calls exist: invalidateblock on a long chain replays it in the kernel
         self._client = httpx.Client(timeout=300)
         self._id = 0
@@ -55,10 +58,6 @@ class BitcoinRegtest:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "debug.log"
 
     @property
     def cookie_path(self) -> Path:
@@ -75,7 +74,6 @@ class BitcoinRegtest:
         return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     def start(self) -> BitcoinRegtest:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable,
             "-m",
@@ -94,23 +92,10 @@ class BitcoinRegtest:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(LOCAL_CHAIN), env.get("PYTHONPATH", "")) if p
         )
-        log = self.log_path.open("ab")
-        # its own session: a Ctrl-C reaches the node, which stops the chain last
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and args
-            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        log.close()
-        wait_until(
-            self._ready, timeout=30, what=f"regtest node on {self.url} (log: {self.log_path})"
-        )
+        self._spawn(args, env=env, what=f"regtest node on {self.url}")
         return self
 
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(
-                f"regtest node exited with {self.proc.returncode}: "
-                f"{self.log_path.read_text(encoding='utf-8')[-3000:]}"
-            )
+    def _answers(self) -> bool:
         return bool(self.rpc("getblockchaininfo")["chain"] == "regtest")
 
     def post(self, payload: Any, *, auth: str | None = None) -> httpx.Response:
@@ -167,12 +152,7 @@ class BitcoinRegtest:
             self.rpc("stop")
             self.proc.wait(timeout=15)
         except Exception:  # noqa: BLE001 - fall back to signals
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self._terminate()
         self.proc = None
 
     def kill(self) -> None:
@@ -182,11 +162,6 @@ class BitcoinRegtest:
             self.proc.wait()
             self.proc = None
 
-    def __enter__(self) -> BitcoinRegtest:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _jsonable(value: Any) -> Any:

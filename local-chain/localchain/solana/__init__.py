@@ -47,7 +47,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from localchain.solana.harness import LAMPORTS_PER_SOL, RPCError, SolanaLocal
+    from localchain.process import RPCError
+    from localchain.solana.harness import LAMPORTS_PER_SOL, SolanaLocal
 
 __all__ = ["LAMPORTS_PER_SOL", "RPCError", "SolanaLocal"]
 

@@ -6,31 +6,26 @@ lives in memory only (LiteSVM has no persistence): a restart is a new chain."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from localchain.ports import free_port, wait_until
+from localchain.ports import free_port
+from localchain.process import LocalChainProcess, RPCError
 from localchain.solana.chain import DEFAULT_FINALITY_SLOTS
 from localchain.solana.server import DEFAULT_SLOT_MS
 
 LAMPORTS_PER_SOL = 1_000_000_000
 
 
-class RPCError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.data = data
-
-
-class SolanaLocal:
+class SolanaLocal(LocalChainProcess):
     """A running local Solana chain. Use as a context manager or start()/stop()."""
+
+    name = "local Solana"
+    log_name = "solana.log"
+    data_dir_prefix = "escrowd-solana-"
 
     def __init__(
         self,
@@ -41,6 +36,7 @@ class SolanaLocal:
         data_dir: Path | None = None,
         seed: bytes | None = None,
     ) -> None:
+        super().__init__(data_dir)
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.ws_port = free_port()
@@ -49,8 +45,6 @@ class SolanaLocal:
         self.slot_ms = slot_ms
         self.finality_slots = finality_slots
         self.seed = seed
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="escrowd-solana-"))
-        self.proc: subprocess.Popen[bytes] | None = None
         self._client = httpx.Client(timeout=30)
 
     @property
@@ -62,34 +56,16 @@ class SolanaLocal:
         """Solana's PubSub (websocket) endpoint."""
         return f"ws://{self.host}:{self.ws_port}"
 
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "solana.log"
-
     def start(self) -> SolanaLocal:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "localchain.solana", "--host", self.host]
         args += ["--port", str(self.port), "--ws-port", str(self.ws_port)]
         args += ["--slot-ms", str(self.slot_ms), "--finality-slots", str(self.finality_slots)]
         if self.seed is not None:
             args += ["--seed", self.seed.hex()]
-        log = self.log_path.open("ab")
-        # its own session: a Ctrl-C reaches the node, which stops the chain last
-        self.proc = subprocess.Popen(  # noqa: S603
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        wait_until(
-            self._ready, timeout=30, what=f"local Solana on {self.url} (log: {self.log_path})"
-        )
+        self._spawn(args, what=f"local Solana on {self.url}")
         return self
 
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(
-                f"local Solana exited with {self.proc.returncode}: "
-                f"{self.log_path.read_text(encoding='utf-8')[-2000:]}"
-            )
+    def _answers(self) -> bool:
         return bool(self.rpc("getHealth") == "ok")
 
     def rpc(self, method: str, *params: Any) -> Any:
@@ -115,20 +91,6 @@ class SolanaLocal:
 
     def airdrop(self, pubkey: str, lamports: int) -> str:
         return str(self.rpc("requestAirdrop", pubkey, lamports))
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> SolanaLocal:
-        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
