@@ -24,9 +24,15 @@ from api.routes import (
     trading,
 )
 from node.chain_trades import ChainRegistry
+from node.config import Settings
 
 
-def create_app(*, sessions: sessionmaker[Session], chains: ChainRegistry) -> FastAPI:
+def create_app(
+    *,
+    sessions: sessionmaker[Session],
+    chains: ChainRegistry,
+    settings: Settings | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="escrowd",
         version="0.1.0",
@@ -39,6 +45,7 @@ def create_app(*, sessions: sessionmaker[Session], chains: ChainRegistry) -> Fas
     )
     app.state.sessions = sessions
     app.state.chains = chains
+    app.state.settings = settings if settings is not None else Settings()
     problems.install(app)
     security.install(app)
     observability.install(app)

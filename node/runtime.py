@@ -5,6 +5,7 @@ use it; tests build the same pieces directly."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +50,9 @@ class Node:
     # (dev chains, RPC clients of the chain slices).
     closers: list[Callable[[], None]] = field(default_factory=list)
     dev_chains: dict[str, Any] = field(default_factory=dict)
+    # Periodic jobs of the slices: (id, function, every seconds), scheduled by
+    # start_background; each runs in its own transaction(s).
+    jobs: list[tuple[str, Callable[[], None], float]] = field(default_factory=list)
 
     # -- life cycle ---------------------------------------------------------
 
@@ -68,6 +72,10 @@ class Node:
             self.expire_trades, "interval", seconds=30, id="expire-unfunded",
             max_instances=1, coalesce=True,
         )
+        for job_id, fn, every_s in self.jobs:
+            self.scheduler.add_job(
+                fn, "interval", seconds=every_s, id=job_id, max_instances=1, coalesce=True
+            )
         self.scheduler.start()
 
     def _thread(self, name: str, target: Any) -> None:
@@ -119,7 +127,7 @@ class Node:
     def app(self) -> Any:
         from api.app import create_app  # the API sits above the node
 
-        return create_app(sessions=self.sessions, chains=self.chains)
+        return create_app(sessions=self.sessions, chains=self.chains, settings=self.settings)
 
 
 def build_node(settings: Settings) -> Node:
@@ -139,7 +147,19 @@ def build_node(settings: Settings) -> Node:
         from node.sol_runtime import setup_sol
 
         setup_sol(node)
+    for service in SLICE_SERVICES:
+        importlib.import_module(service).install(node)
     return node
+
+
+# Slices beyond the chains hook into the node here: each module's
+# ``install(node)`` adds its jobs (``node.jobs``), threads or closers.
+SLICE_SERVICES = (
+    "node.market.service",
+    "node.disputes.service",
+    "node.custody.service",
+    "node.trading.service",
+)
 
 
 def _setup_evm(node: Node) -> None:
