@@ -6,4 +6,8 @@ from node.settings_base import Section
 
 
 class MarketSettings(Section):
-    pass
+    # Where uploaded files (verification documents, dispute evidence) live:
+    # None = a directory ``files/`` under ``data_dir``; ``file:///abs/path`` or
+    # a plain path = that directory; ``s3://bucket/prefix`` needs an S3 client
+    # library (none is installed: refused with a config error naming this).
+    storage_url: str | None = None
