@@ -14,7 +14,7 @@ them from the journal, and ``Ledger.replay(entries)`` rebuilds a ledger.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from node.orderbook.errors import InsufficientFundsError, LedgerError, UnbalancedEntryError
 
@@ -41,12 +41,17 @@ class Entry(NamedTuple):
     postings: tuple[Posting, ...]
 
 
+# NamedTuple's generated __new__ is a Python call; on the hot path accounts,
+# postings and entries are built with tuple.__new__ (same class, same values).
+_new: Any = tuple.__new__
+
+
 def _fee_account(asset: str) -> Account:
-    return Account(FEES, asset, FEES)
+    return _new(Account, (FEES, asset, FEES))  # type: ignore[no-any-return]
 
 
 def _custody_account(asset: str) -> Account:
-    return Account(CUSTODY, asset, CUSTODY)
+    return _new(Account, (CUSTODY, asset, CUSTODY))  # type: ignore[no-any-return]
 
 
 class Ledger:
@@ -62,10 +67,10 @@ class Ledger:
         return self._balances.get(account, 0)
 
     def available(self, user_id: int, asset: str) -> int:
-        return self._balances.get(Account(user_id, asset, AVAILABLE), 0)
+        return self._balances.get(_new(Account, (user_id, asset, AVAILABLE)), 0)
 
     def held(self, user_id: int, asset: str) -> int:
-        return self._balances.get(Account(user_id, asset, HELD), 0)
+        return self._balances.get(_new(Account, (user_id, asset, HELD)), 0)
 
     def fees(self, asset: str) -> int:
         return self._balances.get(_fee_account(asset), 0)
@@ -130,18 +135,19 @@ class Ledger:
 
     def hold(self, user_id: int, asset: str, amount: int, ref: str) -> Entry:
         """Move ``amount`` from available to held; ``InsufficientFundsError`` if short."""
-        return self._move(Account(user_id, asset, AVAILABLE), Account(user_id, asset, HELD),
-                          amount, ref)
+        return self._move(_new(Account, (user_id, asset, AVAILABLE)),
+                          _new(Account, (user_id, asset, HELD)), amount, ref)
 
     def release(self, user_id: int, asset: str, amount: int, ref: str) -> Entry:
         """Move ``amount`` from held back to available."""
-        return self._move(Account(user_id, asset, HELD), Account(user_id, asset, AVAILABLE),
-                          amount, ref)
+        return self._move(_new(Account, (user_id, asset, HELD)),
+                          _new(Account, (user_id, asset, AVAILABLE)), amount, ref)
 
     def _move(self, source: Account, target: Account, amount: int, ref: str) -> Entry:
         """A two-posting entry within one asset (balanced by construction: the
         general checks of ``post`` are skipped on this hot path, ``verify`` redoes them)."""
-        self._positive(amount, ref)
+        if amount <= 0:
+            self._positive(amount, ref)
         balances = self._balances
         left = balances.get(source, 0) - amount
         if left < 0:
@@ -152,9 +158,10 @@ class Ledger:
             )
         balances[source] = left
         balances[target] = balances.get(target, 0) + amount
-        postings = (Posting(source, -amount), Posting(target, amount))
-        entry = Entry(len(self.entries) + 1, ref, postings)
-        self.entries.append(entry)
+        postings = (_new(Posting, (source, -amount)), _new(Posting, (target, amount)))
+        entries = self.entries
+        entry: Entry = _new(Entry, (len(entries) + 1, ref, postings))
+        entries.append(entry)
         return entry
 
     def settle_fill(
@@ -174,24 +181,27 @@ class Ledger:
         goes to the buyer, each side's fee (on what it receives) to ``@fees``."""
         if not (0 <= buyer_fee <= quantity and 0 <= seller_fee <= quote_amount):
             raise LedgerError(f"entry {ref!r}: a fee exceeds what it is charged on")
+        new = _new
         postings = [
-            Posting(Account(buyer, quote_asset, HELD), -quote_amount),
-            Posting(Account(seller, quote_asset, AVAILABLE), quote_amount - seller_fee),
-            Posting(Account(seller, base_asset, HELD), -quantity),
-            Posting(Account(buyer, base_asset, AVAILABLE), quantity - buyer_fee),
+            new(Posting, (new(Account, (buyer, quote_asset, HELD)), -quote_amount)),
+            new(Posting, (new(Account, (seller, quote_asset, AVAILABLE)),
+                          quote_amount - seller_fee)),
+            new(Posting, (new(Account, (seller, base_asset, HELD)), -quantity)),
+            new(Posting, (new(Account, (buyer, base_asset, AVAILABLE)), quantity - buyer_fee)),
         ]
         if seller_fee:
-            postings.append(Posting(_fee_account(quote_asset), seller_fee))
+            postings.append(new(Posting, (new(Account, (FEES, quote_asset, FEES)), seller_fee)))
         if buyer_fee:
-            postings.append(Posting(_fee_account(base_asset), buyer_fee))
+            postings.append(new(Posting, (new(Account, (FEES, base_asset, FEES)), buyer_fee)))
         balances = self._balances
         for account, amount in postings[0], postings[2]:
             if balances.get(account, 0) + amount < 0:
                 raise LedgerError(f"entry {ref!r} would leave {account} negative", ref=ref)
         for account, amount in postings:  # balanced per asset by construction
             balances[account] = balances.get(account, 0) + amount
-        entry = Entry(len(self.entries) + 1, ref, tuple(postings))
-        self.entries.append(entry)
+        entries = self.entries
+        entry: Entry = new(Entry, (len(entries) + 1, ref, tuple(postings)))
+        entries.append(entry)
         return entry
 
     @staticmethod
