@@ -2,7 +2,51 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
 from node.settings_base import Section
+
+LEVELS = ("unverified", "basic", "verified", "trusted")
+
+
+class LevelLimit(Section):
+    """Fiat limits (in ``limits_fiat``) of one verification level; None = no limit."""
+
+    per_trade: Decimal | None = Field(None, gt=0)
+    per_24h: Decimal | None = Field(None, gt=0)
+
+
+def _default_limits() -> dict[str, LevelLimit]:
+    return {
+        "unverified": LevelLimit(per_trade=Decimal(500), per_24h=Decimal(1000)),
+        "basic": LevelLimit(per_trade=Decimal(5000), per_24h=Decimal(10_000)),
+        "verified": LevelLimit(per_trade=Decimal(50_000), per_24h=Decimal(100_000)),
+        "trusted": LevelLimit(per_trade=Decimal(250_000), per_24h=None),
+    }
+
+
+def _default_required() -> dict[str, list[str]]:
+    return {
+        "basic": ["identity"],
+        "verified": ["identity", "proof_of_address"],
+        "trusted": ["identity", "proof_of_address", "selfie"],
+    }
+
+
+class PriceSourceSettings(Section):
+    """One price source. ``file``: a JSON or CSV file of quotes (``path``;
+    default ``data_dir/prices.json``). ``static``: fixed quotes from the
+    configuration (``prices``: {"ETH/EUR": "3150.5"}), stamped when read, so
+    they never go stale: for local development only."""
+
+    kind: Literal["file", "static"] = "file"
+    name: str | None = Field(None, min_length=1, max_length=64)
+    path: Path | None = None
+    prices: dict[str, Decimal] = Field(default_factory=dict)
 
 
 class MarketSettings(Section):
@@ -11,3 +55,62 @@ class MarketSettings(Section):
     # a plain path = that directory; ``s3://bucket/prefix`` needs an S3 client
     # library (none is installed: refused with a config error naming this).
     storage_url: str | None = None
+
+    # Payment details are encrypted at rest (AES-256-GCM) with this key
+    # (base64url of 32 bytes). Required in production; dev mode generates one
+    # under data_dir (0600). Old keys still decrypt (rotation).
+    payment_key: SecretStr | None = None
+    payment_old_keys: list[SecretStr] = Field(default_factory=list)
+
+    # Verification: documents each level needs, upload checks.
+    required_documents: dict[str, list[str]] = Field(default_factory=_default_required)
+    document_types: list[str] = Field(
+        default_factory=lambda: ["identity", "proof_of_address", "selfie"]
+    )
+    upload_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    upload_types: list[str] = Field(
+        default_factory=lambda: ["application/pdf", "image/png", "image/jpeg"]
+    )
+
+    # Trade limits per verification level, in limits_fiat, checked for both
+    # parties when a trade opens. None: on in production, off in dev mode.
+    trade_limits_enabled: bool | None = None
+    limits_fiat: str = Field("USD", pattern=r"^[A-Z]{3,8}$")
+    trade_limits: dict[str, LevelLimit] = Field(default_factory=_default_limits)
+
+    # Price index: sources, refresh period, how old an index may be.
+    price_sources: list[PriceSourceSettings] = Field(
+        default_factory=lambda: [PriceSourceSettings()]
+    )
+    price_refresh_s: int = Field(30, ge=1, le=86_400)
+    price_max_age_s: int = Field(300, ge=1, le=7 * 86_400)
+    # Margin ads: bounds of the margin over the index, in basis points.
+    margin_min_bps: int = Field(-5000, ge=-9999, le=0)
+    margin_max_bps: int = Field(10_000, ge=0, le=100_000)
+
+    # Reputation: recomputed as trades end; this job is the backstop.
+    reputation_refresh_s: int = Field(300, ge=5, le=86_400)
+    trusted_seller_min_trades: int = Field(20, ge=1)
+    trusted_seller_min_completion: Decimal = Field(Decimal("0.95"), ge=0, le=1)
+    trusted_seller_max_disputes_lost: int = Field(0, ge=0)
+
+    @field_validator("trade_limits")
+    @classmethod
+    def _levels(cls, v: dict[str, LevelLimit]) -> dict[str, LevelLimit]:
+        unknown = set(v) - set(LEVELS)
+        if unknown:
+            raise ValueError(f"unknown level(s) {sorted(unknown)}; levels: {', '.join(LEVELS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _documents(self) -> MarketSettings:
+        unknown = set(self.required_documents) - set(LEVELS[1:])
+        if unknown:
+            raise ValueError(f"required_documents: unknown level(s) {sorted(unknown)}")
+        for level, docs in self.required_documents.items():
+            bad = set(docs) - set(self.document_types)
+            if bad:
+                raise ValueError(
+                    f"required_documents.{level}: not in document_types: {sorted(bad)}"
+                )
+        return self
