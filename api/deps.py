@@ -9,12 +9,17 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from node.accounts.tokens import AccessClaims, Tokens, looks_like_jwt
 from node.chain_trades import ChainRegistry
 from node.db.models import User
-from node.errors import PermissionDeniedError
+from node.errors import AuthenticationError, PermissionDeniedError
 from node.trades import authenticate
 
-bearer = HTTPBearer(auto_error=False, description="the token `escrowd users add` printed")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="a JWT access token from /api/p2p-crypto/auth/*, or the API token "
+    "`escrowd users add` printed",
+)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -35,14 +40,43 @@ def get_chains(request: Request) -> ChainRegistry:
 ChainsDep = Annotated[ChainRegistry, Depends(get_chains)]
 
 
+def get_tokens(request: Request) -> Tokens:
+    tokens: Tokens = request.app.state.auth_tokens
+    return tokens
+
+
+TokensDep = Annotated[Tokens, Depends(get_tokens)]
+
+
 def current_user(
+    request: Request,
     session: SessionDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
-    return authenticate(session, creds.credentials if creds else None)
+    """The caller: a JWT access token of a live session, or an API token."""
+    token = creds.credentials if creds else None
+    if not token:
+        raise AuthenticationError("a bearer token is required")
+    if looks_like_jwt(token):
+        tokens: Tokens | None = getattr(request.app.state, "auth_tokens", None)
+        if tokens is None:
+            raise AuthenticationError("unknown or revoked token", code="invalid_token")
+        user, claims = tokens.authenticate(session, token)
+        request.state.access_claims = claims
+        return user
+    return authenticate(session, token)
 
 
 UserDep = Annotated[User, Depends(current_user)]
+
+
+def access_claims(request: Request, _user: UserDep) -> AccessClaims | None:
+    """The caller's JWT claims (None when they used an API token)."""
+    claims: AccessClaims | None = getattr(request.state, "access_claims", None)
+    return claims
+
+
+ClaimsDep = Annotated[AccessClaims | None, Depends(access_claims)]
 
 
 def arbitrator_user(user: UserDep) -> User:
@@ -52,6 +86,22 @@ def arbitrator_user(user: UserDep) -> User:
 
 
 ArbitratorDep = Annotated[User, Depends(arbitrator_user)]
+
+
+def admin_user(user: UserDep) -> User:
+    if user.role != "admin":
+        raise PermissionDeniedError("admins only", code="admins_only")
+    return user
+
+
+AdminDep = Annotated[User, Depends(admin_user)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+IpDep = Annotated[str | None, Depends(client_ip)]
 
 
 # Row ids in paths: PostgreSQL INTEGER, so anything else is a 422, not a 500.

@@ -87,6 +87,7 @@ def api(evm_chain: EvmChain, pg_url: str, tmp_path: Any) -> Iterator[Api]:
         mode="production",
         data_dir=tmp_path,
         database_url=pg_url,
+        auth={"jwt_secret": "test-jwt-secret-" + "x" * 32},
         evm={
             "rpc_url": evm_chain.anvil.url,
             "chain_id": dep.chain_id,

@@ -136,6 +136,7 @@ def btc_settings(regtest: BitcoinRegtest, database_url: str, data_dir: Path,
     user, password = regtest.auth()
     return load_settings(
         mode="production", data_dir=data_dir, database_url=database_url,
+        auth={"jwt_secret": "test-jwt-secret-" + "x" * 32},
         evm={"enabled": False},
         btc={"enabled": True, "network": "regtest", "rpc_url": regtest.url, "rpc_user": user,
              "rpc_password": password, "agent_seed": AGENT_SEED, "confirmations": 1,

@@ -119,6 +119,7 @@ def make_sol_node(chain: SolanaLocal, pg_url: str, tmp_path: Path, **sol: Any) -
         chain.airdrop(str(kp.pubkey()), 20 * LAMPORTS_PER_SOL)
     settings = load_settings(
         mode="production", data_dir=tmp_path, database_url=pg_url,
+        auth={"jwt_secret": "test-jwt-secret-" + "x" * 32},
         evm={"enabled": False},
         sol={"enabled": True, "rpc_url": chain.url, "agent_key": str(agent),
              "fee_payer_key": str(fee_payer), "commitment": "finalized", **sol},
