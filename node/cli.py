@@ -1,7 +1,10 @@
 """``escrowd``: the one command-line entry point.
 
-    escrowd run                 the whole node (API + watchers + relayer + jobs)
+    escrowd run                 the whole node (API + watchers + signers + jobs)
     escrowd api                 the API alone (stateless; run many)
+    escrowd watch --chain evm   the chain watcher(s) (one active per chain: leadership)
+    escrowd sign                the relayer and other signers (one active per chain)
+    escrowd jobs                the periodic jobs (each run claimed: SKIP LOCKED)
     escrowd db upgrade          bring the database to the newest migration
     escrowd db current          print the database's migration
     escrowd users add NAME      create a user and print their bearer token
@@ -23,7 +26,10 @@ import sys
 from collections.abc import Sequence
 
 from node.config import Settings, load_settings
-from node.errors import EscrowdError
+from node.errors import ConfigError, EscrowdError
+
+ROLES = ("api", "watch", "sign", "jobs")
+CHAINS = ("evm", "btc", "sol")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,15 +38,28 @@ def _parser() -> argparse.ArgumentParser:
         description="Blockchain-native escrow node for a P2P crypto marketplace.",
         epilog="Start with `escrowd run` (dev mode: local chains, SQLite, API on 127.0.0.1:8000).",
     )
+    p.add_argument("--log-format", choices=["text", "json"],
+                   help="log lines as text or JSON objects (default from config: text)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the whole node: API, chain watchers, relayer, jobs")
+    run = sub.add_parser("run", help="run the whole node: API, chain watchers, signers, jobs")
     run.add_argument("--host", help="API bind address (default from config: 127.0.0.1)")
     run.add_argument("--port", type=int, help="API port (default from config: 8000)")
+    run.add_argument("--roles", default=",".join(ROLES),
+                     help=f"comma-separated roles of this process (default: {','.join(ROLES)})")
+    run.add_argument("--chain", action="append", choices=CHAINS,
+                     help="limit watch/sign to this chain (repeatable; default: all enabled)")
 
     api = sub.add_parser("api", help="run the API only (no watchers, no relayer)")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
+
+    watch = sub.add_parser("watch", help="follow chains (one active watcher per chain)")
+    watch.add_argument("--chain", action="append", choices=CHAINS,
+                       help="chain to watch (repeatable; default: all enabled)")
+    sign = sub.add_parser("sign", help="relay and sign payouts (one active signer per chain)")
+    sign.add_argument("--chain", action="append", choices=CHAINS)
+    sub.add_parser("jobs", help="run the periodic jobs (each run claimed by one process)")
 
     db = sub.add_parser("db", help="database migrations")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -66,12 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
-        for noisy in ("httpx", "apscheduler", "web3", "urllib3", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        from node.ops.logs import setup_logging
+
+        setup_logging(settings.log_level, args.log_format or settings.ops.log_format,
+                      role=args.command)
         return _dispatch(args, settings)
     except EscrowdError as exc:
         print(f"escrowd: {exc.message}", file=sys.stderr)
@@ -107,8 +124,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps({"id": user.id, "username": user.username, "role": user.role,
                               "token": token}))
         return 0
-    if args.command in ("run", "api"):
-        return _serve(args, settings, background=args.command == "run")
+    if args.command == "run":
+        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+        bad = sorted(set(roles) - set(ROLES))
+        if bad or not roles:
+            raise ConfigError(f"--roles: unknown role(s) {bad}; roles are {','.join(ROLES)}")
+        return _serve(args, settings, roles=roles, chains=args.chain)
+    if args.command == "api":
+        return _serve(args, settings, roles=["api"], chains=None)
+    if args.command in ("watch", "sign", "jobs"):
+        return _serve(args, settings, roles=[args.command], chains=getattr(args, "chain", None))
     if args.command == "demo":
         if args.chain == "btc":
             from node.demo_btc import run_demo_btc
@@ -124,8 +149,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
-def _serve(args: argparse.Namespace, settings: Settings, *, background: bool) -> int:
-    import uvicorn
+def _serve(
+    args: argparse.Namespace, settings: Settings, *, roles: list[str], chains: list[str] | None
+) -> int:
+    """Run the roles until SIGTERM/SIGINT; then stop taking work, let the
+    current unit of work finish, release leadership and exit 0."""
+    import signal
+    import threading
 
     from node.runtime import build_node
 
@@ -133,16 +163,37 @@ def _serve(args: argparse.Namespace, settings: Settings, *, background: bool) ->
     # API's event loop: a short switch interval keeps a busy API from adding
     # up to 5 ms (the default) to every one of their round trips.
     sys.setswitchinterval(0.0005)
+    log = logging.getLogger("escrowd")
     node = build_node(settings)
+    background = [r for r in roles if r != "api"]
     try:
         if background:
-            node.start_background()
-        host = args.host or settings.api.host
-        port = args.port or settings.api.port
-        logging.getLogger("escrowd").info("API on http://%s:%s (docs at /docs)", host, port)
-        uvicorn.run(node.app(), host=host, port=port, log_level="info", lifespan="off")
+            node.start_background(roles=background, chains=chains)
+        if "api" in roles:
+            import uvicorn
+
+            host = args.host or settings.api.host
+            port = args.port or settings.api.port
+            log.info("API on http://%s:%s (docs at /docs)", host, port)
+            # uvicorn stops accepting on SIGTERM and lets requests finish
+            uvicorn.run(node.app(), host=host, port=port, log_level="warning", lifespan="off",
+                        timeout_graceful_shutdown=int(settings.ops.shutdown_grace_s))
+        else:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            if settings.ops.metrics_port:
+                from prometheus_client import start_http_server
+
+                start_http_server(settings.ops.metrics_port, settings.ops.metrics_host)
+            log.info("running %s%s", ",".join(roles),
+                     f" for {','.join(chains)}" if chains else "")
+            while not stop.wait(0.5):
+                pass
+            log.info("stopping: finishing the current work")
     finally:
         node.stop()
+    log.info("stopped")
     return 0
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from node.ops.metrics import LEADER
+
 log = logging.getLogger("escrowd.leadership")
 
 
@@ -94,6 +96,7 @@ def run_as_leader(
             stop.wait(retry_s)
             continue
         log.info("leader for %s", leadership.name)
+        LEADER.labels(leadership.name).set(1)
         lost = threading.Event()
         inner_stop = threading.Event()
         guard = threading.Thread(
@@ -108,8 +111,10 @@ def run_as_leader(
         finally:
             inner_stop.set()
             guard.join(timeout=retry_s * 2)
+            LEADER.labels(leadership.name).set(0)
             if not lost.is_set():
                 leadership.release()
+                log.info("released leadership of %s", leadership.name)
         if not lost.is_set():
             return
 

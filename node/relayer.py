@@ -28,6 +28,13 @@ through one state per database transaction::
 
 Jobs are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so any number of
 relayer processes can run ``process_once`` on the same queue.
+
+Crash points (node/crashpoints.py, for the crash tests): ``relay.nonce``
+(nonce allocated, nothing signed), ``relay.signed`` (signed, not committed),
+``relay.broadcast`` (broadcast, ``sent`` not committed), ``relay.followed``
+(receipt seen, not committed) and ``relay.after_<status>`` right after a
+transition to <status> is committed (``relay.after_signed``: stored but not
+yet broadcast).
 """
 
 from __future__ import annotations
@@ -49,8 +56,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from node.chains.base import TxState
 from node.chains.evm.adapter import EvmAdapter, revert_reason
 from node.chains.evm.rpc import RpcError
+from node.crashpoints import crashpoint
 from node.db.models import RelayJob
 from node.errors import BroadcastError, ChainError, EscrowStateError
+from node.ops.logs import log_context
 from wallets.evm.signer import EvmSigner
 
 log = logging.getLogger(__name__)
@@ -279,9 +288,11 @@ class EvmRelayer:
                     break
                 last_id = job.id
                 before = job.status
-                self._advance(s, job)
+                with log_context(escrow_key=job.escrow_key, job_id=f"relay:{job.id}"):
+                    self._advance(s, job)
                 after = job.status
             if after != before:
+                crashpoint(f"relay.after_{after}")
                 changed += 1
                 if self.after_commit is not None:
                     self.after_commit(after, last_id)
@@ -329,6 +340,7 @@ class EvmRelayer:
             )
         ).scalar_one_or_none()
         nonce = max(self.adapter.nonce(sender, "pending"), (used + 1) if used is not None else 0)
+        crashpoint("relay.nonce")
         quote = self.adapter.fee_quote()
         tip = max(quote.max_priority_fee, 1)
         tx: dict[str, Any] = {
@@ -346,6 +358,7 @@ class EvmRelayer:
         job.max_fee_per_gas = tx["maxFeePerGas"]
         job.status = SIGNED
         job.error = None
+        crashpoint("relay.signed")
 
     def _broadcast(self, job: RelayJob) -> None:
         assert job.raw_tx is not None
@@ -361,6 +374,7 @@ class EvmRelayer:
                 return
             raise BroadcastError(f"broadcast of job {job.id} refused: {exc.rpc_message}",
                                  txid=job.tx_hash) from exc
+        crashpoint("relay.broadcast")
         job.status = SENT
         job.attempts = (job.attempts or 0) + 1
         job.last_sent_at = self.now()
@@ -378,6 +392,7 @@ class EvmRelayer:
                     job.status = CONFIRMED
                 else:
                     job.status = MINED
+                crashpoint("relay.followed")
                 return
         if job.status == MINED:  # its receipt vanished: a reorg
             log.warning("relay job %d: receipt gone (reorg); following again", job.id)

@@ -8,17 +8,20 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.chain_trades import ChainRegistry
 from node.config import Settings
+from node.crashpoints import crashpoint
 from node.db.migrate import upgrade
 from node.db.models import ChainBlock, ChainCursor, ChainEvent
 from node.db.session import make_engine, make_sessionmaker, transaction
@@ -29,6 +32,14 @@ from node.leadership import Leadership, run_as_leader
 from node.trades import CurrencySpec, expire_unfunded, upsert_currency
 
 log = logging.getLogger("escrowd.runtime")
+
+BACKGROUND_ROLES = ("watch", "sign", "jobs")
+
+
+def role_of(loop: Any) -> str:
+    """``sign`` for loops that sign or broadcast payouts (the Bitcoin
+    watchtower), ``watch`` for the ones that follow a chain."""
+    return "sign" if str(loop.chain).endswith(":watchtower") else "watch"
 
 
 @dataclass
@@ -56,27 +67,81 @@ class Node:
 
     # -- life cycle ---------------------------------------------------------
 
-    def start_background(self) -> None:
-        """Watcher and relayer threads, and the scheduled jobs."""
+    def start_background(
+        self,
+        roles: Collection[str] = BACKGROUND_ROLES,
+        chains: Collection[str] | None = None,
+    ) -> None:
+        """The background roles of this process: ``watch`` (chain watchers),
+        ``sign`` (relayers and other signers/broadcasters), ``jobs`` (the
+        periodic jobs). ``chains`` limits watch and sign to chain families
+        (``evm``, ``btc``, ``sol``). Watchers and signers run under
+        per-chain PostgreSQL leadership, jobs are claimed per run (SKIP
+        LOCKED): any number of processes may run any roles."""
+        unknown = set(roles) - set(BACKGROUND_ROLES)
+        if unknown:
+            raise ConfigError(f"unknown role(s) {sorted(unknown)}; roles are {BACKGROUND_ROLES}")
+
+        def wanted(chain: str) -> bool:
+            return chains is None or chain.split(":", 1)[0] in chains
+
         for watcher in self.watchers:
-            # one active watcher per chain across all node processes
-            lead = Leadership(self.engine, f"watch:{watcher.chain}")
+            role = role_of(watcher)
+            if role not in roles or not wanted(watcher.chain):
+                continue
+            # one active watcher (signer) per chain across all node processes
+            lead = Leadership(self.engine, f"{role}:{watcher.chain}")
             self._thread(
-                f"watch-{watcher.chain}",
+                f"{role}-{watcher.chain}",
                 lambda stop, w=watcher, lead=lead: run_as_leader(lead, w.run, stop),
             )
-        for relayer in self.relayers:
-            self._thread(f"relay-{relayer.chain}", relayer.run)
+        if "sign" in roles:
+            for relayer in self.relayers:
+                if not wanted(relayer.chain):
+                    continue
+                lead = Leadership(self.engine, f"sign:{relayer.chain}")
+                self._thread(
+                    f"sign-{relayer.chain}",
+                    lambda stop, r=relayer, lead=lead: run_as_leader(lead, r.run, stop),
+                )
+        if "jobs" in roles:
+            self._start_jobs()
+        if roles:
+            self._thread("ops-metrics", self._sample_metrics)
+
+    def all_jobs(self) -> list[tuple[str, Callable[[], None], float]]:
+        return [("expire-unfunded", self.expire_trades, 30.0), *self.jobs]
+
+    def _start_jobs(self) -> None:
+        from node.ops.jobs import owner_name, register_jobs, run_if_due
+
+        jobs = self.all_jobs()
+        register_jobs(self.sessions, [(job_id, every_s) for job_id, _fn, every_s in jobs])
+        owner = owner_name()
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        self.scheduler.add_job(
-            self.expire_trades, "interval", seconds=30, id="expire-unfunded",
-            max_instances=1, coalesce=True,
-        )
-        for job_id, fn, every_s in self.jobs:
+        for job_id, fn, every_s in jobs:
             self.scheduler.add_job(
-                fn, "interval", seconds=every_s, id=job_id, max_instances=1, coalesce=True
+                run_if_due, "interval", seconds=every_s, id=job_id, max_instances=1,
+                coalesce=True, next_run_time=datetime.now(UTC),
+                args=(self.sessions, job_id, fn), kwargs={"owner": owner},
             )
         self.scheduler.start()
+
+    def _sample_metrics(self, stop: threading.Event) -> None:
+        from node.ops.metrics import sample_db, sample_tips
+
+        confs = {"evm": self.settings.evm.confirmations, "btc": self.settings.btc.confirmations}
+        tips = {}
+        for w in self.watchers:
+            head = getattr(getattr(w, "adapter", None), "head", None)
+            if role_of(w) == "watch" and callable(head):
+                tips[w.chain] = head
+        while not stop.wait(self.settings.ops.metrics_interval_s):
+            try:
+                sample_db(self.sessions, confs)
+                sample_tips(tips)
+            except Exception:  # noqa: BLE001 - metrics must never stop the node
+                log.warning("metrics sample failed", exc_info=True)
 
     def _thread(self, name: str, target: Any) -> None:
         def supervised() -> None:
@@ -110,11 +175,16 @@ class Node:
             log.info("expired unfunded trades %s", expired)
 
     def stop(self) -> None:
+        """Stop the roles: each loop finishes its current unit of work (a
+        watcher step, a relay transition, a job run) and leadership is
+        released; then the chains' clients are closed."""
         self.stop_event.set()
+        grace = self.settings.ops.shutdown_grace_s
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=True)
+        deadline = time.monotonic() + grace
         for t in self.threads:
-            t.join(timeout=10)
+            t.join(timeout=max(deadline - time.monotonic(), 0.1))
         for close in reversed(self.closers):
             try:
                 close()
@@ -133,7 +203,8 @@ class Node:
 def build_node(settings: Settings) -> Node:
     """Everything ``escrowd run`` needs, from the settings alone."""
     engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
+    with _migration_lock(engine):
+        upgrade(engine)
     sessions = make_sessionmaker(engine)
     node = Node(settings=settings, engine=engine, sessions=sessions, chains=ChainRegistry())
     if settings.evm.enabled:
@@ -217,6 +288,55 @@ def _setup_evm(node: Node) -> None:
     node.watchers.append(_evm_watcher(node, deployment, _evm_adapter(deployment, ws_url)))
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Processes of a fleet starting together migrate one at a time."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(hashtext('escrowd:migrate'))"))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtext('escrowd:migrate'))"))
+            conn.commit()
+
+
+class _CrashPointAdapter:
+    """The watcher's adapter with a crash point after each read of events
+    (a block range read, nothing stored yet); everything else passes through."""
+
+    def __init__(self, adapter: Any) -> None:
+        self._adapter = adapter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
+
+    def events(self, frm: int, to: int) -> Any:
+        batch = self._adapter.events(frm, to)
+        crashpoint("watch.read")
+        return batch
+
+
+def _watcher_sessions(engine: Engine) -> sessionmaker[Session]:
+    """The watcher's own session factory, with a crash point right after
+    each commit that wrote something (``watch.committed``)."""
+    sessions = make_sessionmaker(engine)
+
+    @event.listens_for(sessions, "after_flush")
+    def _wrote(session: Session, _ctx: Any) -> None:
+        session.info["wrote"] = True
+
+    @event.listens_for(sessions, "after_commit")
+    def _committed(session: Session) -> None:
+        if session.info.pop("wrote", False):
+            crashpoint("watch.committed")
+
+    return sessions
+
+
 def _evm_adapter(deployment: EvmDeployment, ws_url: str | None) -> Any:
     from node.chains.evm.adapter import EvmAdapter
 
@@ -233,9 +353,15 @@ def _evm_watcher(node: Node, deployment: EvmDeployment, adapter: Any) -> Any:
 
     cfg = node.settings.evm.model_copy(update={"start_block": deployment.start_block})
     def on_confirmed(session: Session, chain: str, keys: set[str], confirmed: int) -> None:
+        # crash points around the credit, inside the watcher's transaction
+        crashpoint("watch.credit")
         refresh_escrows(session, chain, keys, confirmed)
+        crashpoint("watch.credited")
 
-    return EvmWatcher.from_settings(adapter, node.sessions, cfg, on_confirmed=on_confirmed)
+    return EvmWatcher.from_settings(
+        cast(Any, _CrashPointAdapter(adapter)), _watcher_sessions(node.engine), cfg,
+        on_confirmed=on_confirmed,
+    )
 
 
 class RelayLoop:

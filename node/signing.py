@@ -18,8 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from node.crashpoints import crashpoint
 from node.db.models import SigningJournal
 from node.errors import SigningError
+from node.ops.metrics import SIGNING_DECISIONS, decision_label
 
 PAYOUT = "payout"
 
@@ -46,7 +48,12 @@ def sign_once(
     Same decision and payload as before: the recorded signature is returned
     (no second signature). Same decision, new payload (e.g. a fresh nonce
     after a failed relay): signed anew and recorded. Another decision:
-    ``SigningError(code="conflicting_decision")``."""
+    ``SigningError(code="conflicting_decision")``.
+
+    Crash points (tests): ``sign.locked`` after the journal row is locked or
+    inserted, ``sign.signed`` after signing but before the commit,
+    ``sign.committed`` after the commit."""
+    label = decision_label(decision)
     for _attempt in range(2):
         try:
             with sessions() as session, session.begin():
@@ -60,7 +67,9 @@ def sign_once(
                     .with_for_update()
                 ).one_or_none()
                 if row is not None:
+                    crashpoint("sign.locked")
                     if row.decision != decision:
+                        SIGNING_DECISIONS.labels(chain, label, "refused").inc()
                         raise SigningError(
                             f"refusing to sign {decision}: this escrow already has a "
                             f"signed {row.decision}",
@@ -69,23 +78,31 @@ def sign_once(
                             requested=decision,
                         )
                     if row.payload_hash == payload_hash and row.signature:
+                        SIGNING_DECISIONS.labels(chain, label, "repeated").inc()
                         return JournalEntry(row.decision, row.payload_hash, row.signature)
                     row.payload_hash = payload_hash
                     row.signature = sign()
-                    return JournalEntry(row.decision, row.payload_hash, row.signature)
-                row = SigningJournal(
-                    chain=chain,
-                    escrow_key=escrow_key,
-                    kind=PAYOUT,
-                    decision=decision,
-                    payload_hash=payload_hash,
-                )
-                session.add(row)
-                session.flush()  # takes the unique slot, or waits for the racer
-                row.signature = sign()
-                return JournalEntry(row.decision, row.payload_hash, row.signature)
+                    crashpoint("sign.signed")
+                    entry = JournalEntry(row.decision, row.payload_hash, row.signature)
+                else:
+                    row = SigningJournal(
+                        chain=chain,
+                        escrow_key=escrow_key,
+                        kind=PAYOUT,
+                        decision=decision,
+                        payload_hash=payload_hash,
+                    )
+                    session.add(row)
+                    session.flush()  # takes the unique slot, or waits for the racer
+                    crashpoint("sign.locked")
+                    row.signature = sign()
+                    crashpoint("sign.signed")
+                    entry = JournalEntry(row.decision, row.payload_hash, row.signature)
         except IntegrityError:
             continue  # a racer inserted first: re-read its decision
+        crashpoint("sign.committed")
+        SIGNING_DECISIONS.labels(chain, label, "signed").inc()
+        return entry
     raise SigningError("signing journal is contended; retry", code="journal_busy")
 
 
