@@ -19,6 +19,7 @@ from node.orderbook.messages import (
     Event,
     Fill,
     FundsDeposited,
+    FundsSet,
     OcoLegCancelled,
     OrderAccepted,
     OrderCancelled,
@@ -30,6 +31,7 @@ from node.orderbook.messages import (
     OrderType,
     OrderView,
     PlaceOrder,
+    SetFunds,
     Side,
     Tick,
     TimeInForce,
@@ -38,9 +40,10 @@ from node.orderbook.pair import BPS, MAX_FEE_BPS, PairSpec, fee_amount
 
 __all__ = [
     "BPS", "MAX_FEE_BPS", "STP", "Account", "AmendOrder", "CancelOrder", "Command",
-    "Deposit", "Engine", "Entry", "Event", "Fill", "FundsDeposited", "InsufficientFundsError",
-    "Ledger", "LedgerError", "OcoLegCancelled", "OrderAccepted", "OrderCancelled",
-    "OrderExpired", "OrderReduced", "OrderRejected", "OrderRested", "OrderTriggered",
-    "OrderType", "OrderValidationError", "OrderView", "PairSpec", "PlaceOrder", "Posting",
-    "ReplayMismatchError", "Side", "Tick", "TimeInForce", "UnbalancedEntryError", "fee_amount",
+    "Deposit", "Engine", "Entry", "Event", "Fill", "FundsDeposited", "FundsSet",
+    "InsufficientFundsError", "Ledger", "LedgerError", "OcoLegCancelled", "OrderAccepted",
+    "OrderCancelled", "OrderExpired", "OrderReduced", "OrderRejected", "OrderRested",
+    "OrderTriggered", "OrderType", "OrderValidationError", "OrderView", "PairSpec",
+    "PlaceOrder", "Posting", "ReplayMismatchError", "SetFunds", "Side", "Tick", "TimeInForce",
+    "UnbalancedEntryError", "fee_amount",
 ]

@@ -52,6 +52,7 @@ from node.orderbook.messages import (
     Event,
     Fill,
     FundsDeposited,
+    FundsSet,
     OcoLegCancelled,
     OrderAccepted,
     OrderCancelled,
@@ -63,6 +64,7 @@ from node.orderbook.messages import (
     OrderType,
     OrderView,
     PlaceOrder,
+    SetFunds,
     Side,
     Tick,
     TimeInForce,
@@ -169,6 +171,8 @@ class Engine:
             self._cancel(command, events)  # type: ignore[arg-type]
         elif kind is AmendOrder:
             self._amend(command, events)  # type: ignore[arg-type]
+        elif kind is SetFunds:
+            self._set_funds(command, events)  # type: ignore[arg-type]
         elif kind is Deposit:
             self._deposit(command, events)  # type: ignore[arg-type]
         elif kind is not Tick:
@@ -343,12 +347,21 @@ class Engine:
             o.state = INFLIGHT
             if o.price is None:
                 o.hold_price = None
-            o.hold += t.hold
         elif isinstance(ev, OrderRejected):
             if ev.command == "place" and ev.order_id is not None:
                 self._seen.add(ev.order_id)
         # OcoLegCancelled (its effect comes with the Fill / OrderTriggered before
         # it) and FundsDeposited (in the ledger's journal) change nothing here.
+
+    def validate(self, command: PlaceOrder) -> None:
+        """Raise ``OrderValidationError`` (with the code the engine would reject
+        with) if ``command`` breaks a rule of the pair or of its order type, as
+        the book stands now. Changes nothing; the API calls it before sequencing
+        a command so that bad input is a 4xx and never reaches the log."""
+        try:
+            self._validate(command)
+        except _Reject as r:
+            raise OrderValidationError(r.detail or r.code, code=r.code) from None
 
     # -- views ----------------------------------------------------------------
 
@@ -599,21 +612,43 @@ class Engine:
                 raise _Reject("stop_would_trigger", f"last price {last} is past stop {stop}")
 
     def _initial_hold(self, o: _Order) -> int:
+        """What an order holds when it is accepted (and sets its ``hold_price``).
+
+        Sells hold their quantity. Buys hold ``price x quantity`` at the highest
+        price they may pay: the limit (limit, stop-limit), the higher of the two
+        OCO legs, or, for a market-priced stop (stop-market, trailing, an OCO's
+        market stop leg), the stop plus the pair's market protection. A triggered
+        stop spends no more than it holds, so a fill never needs funds the book
+        did not hold when the order was placed. A market buy holds the user's
+        whole available quote and returns what it did not spend."""
         if not o.buy:
             return o.qty
         otype = o.cmd.order_type
+        pair = self.pair
         if otype is _LIMIT or otype is _STOP_LIMIT:
             o.hold_price = o.price
         elif otype is _OCO:
-            assert o.price is not None
-            o.hold_price = max(o.price, o.cmd.stop_limit_price or 0)
-        elif otype is _MARKET:
+            assert o.price is not None and o.cmd.stop_price is not None
+            leg = o.cmd.stop_limit_price
+            if leg is None:
+                leg = pair.protected_price(o.cmd.stop_price)
+            o.hold_price = max(o.price, leg)
+        elif otype is _STOP_MARKET:
+            assert o.cmd.stop_price is not None
+            o.hold_price = pair.protected_price(o.cmd.stop_price)
+        elif otype is _TRAILING:
+            last = self._last
+            if last is None:  # no trade yet: the stop is not known, hold at the top
+                o.hold_price = pair.max_price
+            else:
+                amount = o.cmd.trail_amount
+                offset = amount if amount is not None else last * (o.cmd.trail_bps or 0) // BPS
+                o.hold_price = pair.protected_price(last + offset)
+        else:  # market
             assert self.ledger is not None
-            return self.ledger.available(o.user, self.pair.quote_asset)
-        else:  # stop-market and trailing buys hold when they trigger
-            return 0
+            return self.ledger.available(o.user, pair.quote_asset)
         assert o.hold_price is not None
-        return self.pair.quote_hold(o.hold_price, o.qty)
+        return pair.quote_hold(o.hold_price, o.qty)
 
     def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
         o = self._orders.get(cmd.order_id)
@@ -660,6 +695,20 @@ class Engine:
             raise TypeError("Deposit needs an engine with a ledger")
         self.ledger.deposit(cmd.user_id, cmd.asset, cmd.amount, cmd.ref or "deposit")
         events.append(FundsDeposited(cmd.user_id, cmd.asset, cmd.amount))
+
+    def _set_funds(self, cmd: SetFunds, events: list[Event]) -> None:
+        ledger = self.ledger
+        if ledger is None:
+            raise TypeError("SetFunds needs an engine with a ledger")
+        if cmd.available < 0:
+            raise ValueError("an available balance is never negative")
+        change = cmd.available - ledger.available(cmd.user_id, cmd.asset)
+        ref = f"funds:{cmd.user_id}:{cmd.asset}"
+        if change > 0:
+            ledger.deposit(cmd.user_id, cmd.asset, change, ref)
+        elif change < 0:
+            ledger.withdraw(cmd.user_id, cmd.asset, -change, ref)
+        events.append(FundsSet(cmd.user_id, cmd.asset, cmd.available, change))
 
     # -------------------------------------------------------------- matching
 
@@ -985,14 +1034,7 @@ class Engine:
                 self._fire(o, last, events)
 
     def _fire(self, o: _Order, last: int, events: list[Event]) -> None:
-        extra = 0
-        ledger = self.ledger
-        if ledger is not None and o.buy and (
-            o.cmd.order_type is _STOP_MARKET or o.cmd.order_type is _TRAILING
-            or (o.cmd.order_type is _OCO and o.cmd.stop_limit_price is None)
-        ):
-            extra = ledger.available(o.user, self.pair.quote_asset)
-        events.append(OrderTriggered(o.oid, last, extra))
+        events.append(_new(OrderTriggered, (o.oid, last)))
         if o.state == OCO:
             self._unbook(o, purge=True)
             events.append(OcoLegCancelled(o.oid, "limit"))
@@ -1004,10 +1046,6 @@ class Engine:
         o.state = INFLIGHT
         if o.price is None:
             o.hold_price = None
-        if extra:
-            assert ledger is not None
-            ledger.hold(o.user, self.pair.quote_asset, extra, f"hold:{o.oid}")
-            o.hold += extra
         self._take(o, events)
         self._finish_taker(o, events)
 

@@ -101,7 +101,19 @@ class Deposit(NamedTuple):
     ref: str = ""
 
 
-Command = PlaceOrder | CancelOrder | AmendOrder | Tick | Deposit
+class SetFunds(NamedTuple):
+    """The user's available balance of ``asset`` is now ``available`` (what the
+    custody ledger says, read just before the user's order): the engine's ledger
+    books the difference against ``@custody``. Sequenced on the command stream,
+    so replaying the log gives the same decisions (holds, market-buy budgets)."""
+
+    user_id: int
+    asset: str
+    available: int
+    ts: int = 0
+
+
+Command = PlaceOrder | CancelOrder | AmendOrder | Tick | Deposit | SetFunds
 
 
 # ------------------------------------------------------------------- events
@@ -148,12 +160,11 @@ class OrderRested(NamedTuple):
 
 
 class OrderTriggered(NamedTuple):
-    """A stop, the stop leg of an OCO, or a trailing stop fired at ``last_price``;
-    ``hold`` is what a market-priced buy held from available when it fired."""
+    """A stop, the stop leg of an OCO, or a trailing stop fired at ``last_price``
+    (it spends only what it held since it was placed)."""
 
     order_id: int
     last_price: int
-    hold: int = 0
 
 
 class OrderCancelled(NamedTuple):
@@ -194,6 +205,15 @@ class FundsDeposited(NamedTuple):
     amount: int
 
 
+class FundsSet(NamedTuple):
+    """``SetFunds`` applied: ``change`` is what the engine's ledger booked."""
+
+    user_id: int
+    asset: str
+    available: int
+    change: int
+
+
 Event = (
     OrderAccepted
     | OrderRejected
@@ -205,6 +225,7 @@ Event = (
     | OrderReduced
     | OcoLegCancelled
     | FundsDeposited
+    | FundsSet
 )
 
 

@@ -50,6 +50,9 @@ class PairSpec:
     price_scale: int = 1
     maker_fee_bps: int = 0
     taker_fee_bps: int = 0
+    # how far above its stop a market-priced stop buy may pay: it holds
+    # price x quantity at stop + this margin, and spends no more when it fires
+    market_protection_bps: int = 1_000
 
     def __post_init__(self) -> None:
         def bad(code: str, message: str) -> OrderValidationError:
@@ -76,6 +79,8 @@ class PairSpec:
         for name in ("maker_fee_bps", "taker_fee_bps"):
             if not 0 <= getattr(self, name) <= MAX_FEE_BPS:
                 raise bad("pair_bad_fee", f"{name} must be within 0..{MAX_FEE_BPS}")
+        if not 0 <= self.market_protection_bps <= BPS:
+            raise bad("pair_bad_protection", f"market_protection_bps must be within 0..{BPS}")
 
     # -- validation -----------------------------------------------------------
 
@@ -111,6 +116,13 @@ class PairSpec:
         """Quote base units paid for ``quantity`` at ``price`` (exact on a valid
         price and quantity; floor otherwise)."""
         return price * quantity // self.price_scale
+
+    def protected_price(self, stop: int) -> int:
+        """The highest price a market-priced stop buy at ``stop`` pays: the stop
+        plus ``market_protection_bps``, up to the next tick, at most ``max_price``."""
+        raw = -(-stop * (BPS + self.market_protection_bps) // BPS)
+        on_tick = -(-raw // self.tick_size) * self.tick_size
+        return min(on_tick, self.max_price)
 
     def quote_hold(self, price: int, quantity: int) -> int:
         """Quote base units to hold for a buy of ``quantity`` at ``price`` (ceiling)."""

@@ -177,16 +177,37 @@ def test_market_buy_spends_only_what_the_user_has() -> None:
     sound(ledger)
 
 
-def test_stop_market_buy_holds_when_triggered() -> None:
+def test_stop_market_buy_holds_at_its_protected_price_when_placed() -> None:
+    """A stop-market buy holds price x quantity at stop + 10 % (the pair's
+    market protection) when placed, and spends no more than that when it fires."""
     e, ledger = funded()
     e.apply(PlaceOrder(1, 1, SELL, L, 100, 500))
     e.apply(PlaceOrder(2, 2, BUY, L, 100, 500))  # last = 500
     ev = e.apply(PlaceOrder(3, 2, BUY, OrderType.STOP_MARKET, 1000, stop_price=600))
-    assert ev[0].hold == 0 and ledger.held(2, "Q") == 0  # type: ignore[union-attr]
+    assert ev[0].hold == 660 and ledger.held(2, "Q") == 660  # type: ignore[union-attr]
     e.apply(PlaceOrder(4, 1, SELL, L, 2000, 600))
+    before = ledger.available(2, "Q")
     e.apply(PlaceOrder(5, 2, BUY, L, 100, 600))  # last = 600: the stop fires
     assert e.order(3) is None
     assert e.order(4).remaining == 900  # type: ignore[union-attr]
+    assert ledger.held(2, "Q") == 0
+    # order 5 paid 60 from available; the stop paid its 600 from the 660 it held
+    # since it was placed, and the unspent 60 came back
+    assert ledger.available(2, "Q") == before - 60 + 60
+    sound(ledger)
+
+
+def test_stop_market_buy_stops_where_the_market_gaps_past_its_protection() -> None:
+    e, ledger = funded()
+    e.apply(PlaceOrder(1, 1, SELL, L, 100, 500))
+    e.apply(PlaceOrder(2, 2, BUY, L, 100, 500))  # last = 500
+    e.apply(PlaceOrder(3, 2, BUY, OrderType.STOP_MARKET, 1000, stop_price=600))  # holds 660
+    e.apply(PlaceOrder(4, 1, SELL, L, 100, 600))
+    e.apply(PlaceOrder(5, 1, SELL, L, 2000, 1000))  # far above the protected 660
+    ev = e.apply(PlaceOrder(6, 2, BUY, L, 100, 600))  # last = 600: the stop fires
+    fills = [f for f in ev if isinstance(f, Fill) and f.taker_order_id == 3]
+    assert [(f.price, f.quantity) for f in fills] == [(1000, 600)]  # 600 affordable of 660
+    assert ev[-1] == OrderCancelled(3, 400, "insufficient_funds")
     assert ledger.held(2, "Q") == 0
     sound(ledger)
 
@@ -232,3 +253,23 @@ def test_settle_fill_refuses_bad_fees_and_unheld_funds() -> None:
     assert ledger.available(1, "T") == 99 and ledger.available(2, "Q") == 498
     assert ledger.fees("T") == 1 and ledger.fees("Q") == 2
     sound(ledger)
+
+
+def test_set_funds_books_the_difference_against_custody() -> None:
+    from node.orderbook import FundsSet, SetFunds
+
+    e, ledger = funded()
+    assert e.apply(SetFunds(1, "Q", 400)) == [FundsSet(1, "Q", 400, -999_600)]
+    assert ledger.available(1, "Q") == 400
+    assert e.apply(SetFunds(1, "Q", 500)) == [FundsSet(1, "Q", 500, 100)]
+    assert e.apply(PlaceOrder(1, 1, BUY, L, 1000, 600)) == [OrderRejected(1, "insufficient_funds")]
+    assert e.apply(SetFunds(1, "Q", 500)) == [FundsSet(1, "Q", 500, 0)]
+    sound(ledger)
+
+
+def test_protected_price_is_on_tick_and_capped() -> None:
+    assert PAIR.protected_price(600) == 660
+    assert PAIR.protected_price(601) == 670  # 661.1 up to the next tick
+    assert PAIR.protected_price(999_990) == PAIR.max_price
+    with pytest.raises(Exception, match="market_protection_bps"):
+        PairSpec(**{**PAIR.__dict__, "market_protection_bps": 10_001})

@@ -7,7 +7,8 @@ bucket and every live order's hold is what the ledger holds; at the end the
 ledger equals the sum of its journal; replaying the command log rebuilds the
 identical book and ledger; folding the recorded event log (no matching) also
 rebuilds the identical book, and the rebuilt engine then gives exactly the
-events and book the original gives for the rest of the stream; recovering from
+events and book the original gives for the rest of the stream; the custody
+ledger's balance may be set between commands (``SetFunds``); recovering from
 any recorded prefix of the event log gives exactly the missing events, and a
 log whose recorded events differ is refused. Hypothesis runs derandomized
 with fixed example counts."""
@@ -35,6 +36,7 @@ from node.orderbook import (
     PairSpec,
     PlaceOrder,
     ReplayMismatchError,
+    SetFunds,
     Side,
     Tick,
     TimeInForce,
@@ -110,6 +112,8 @@ def build(raw: list[tuple[int, int, bool, int, int, int, int]]) -> list[Command]
                 cmd = CancelOrder(target, who, ts=ts)
             else:
                 cmd = AmendOrder(target, 100 * max(1, steps // 3), user_id=who, ts=ts)
+        elif what == 13 and misc % 3 == 0:  # the custody ledger says otherwise
+            cmd = SetFunds(user, "TQ"[misc % 2], 100 * misc * steps, ts=ts)
         else:
             cmd = Tick(ts)
         if isinstance(cmd, PlaceOrder):
@@ -136,7 +140,7 @@ def run(cmds: list[Command], *, with_ledger: bool = True) -> tuple[Engine, Ledge
     ledger = Ledger()
     engine = Engine(PAIR, ledger if with_ledger else None)
     if not with_ledger:
-        cmds = [c for c in cmds if not isinstance(c, Deposit)]
+        cmds = [c for c in cmds if not isinstance(c, Deposit | SetFunds)]
     quantity: dict[int, int] = {}
     filled: dict[int, int] = defaultdict(int)
     log: list[Event] = []
@@ -219,7 +223,7 @@ def test_folding_the_event_log_rebuilds_the_book_and_goes_on_the_same(
     assert folded.ledger is not None and folded.ledger.balances() == ledger.balances()
     # and without a ledger
     plain = Engine(PAIR)
-    plain_log = plain.apply_all([c for c in cmds if not isinstance(c, Deposit)])
+    plain_log = plain.apply_all([c for c in cmds if not isinstance(c, Deposit | SetFunds)])
     assert Engine.from_events(PAIR, plain_log).snapshot() == plain.snapshot()
 
 
@@ -256,7 +260,7 @@ def test_streams_reach_every_order_type_and_outcome() -> None:
     plain, _, plain_log = run(cmds, with_ledger=False)
     assert Engine.from_events(PAIR, plain_log).snapshot() == plain.snapshot()
     kinds = {type(ev).__name__ for ev in log}
-    assert {"Fill", "OrderTriggered", "OrderExpired", "OcoLegCancelled", "OrderReduced",
+    assert {"Fill", "FundsSet", "OrderTriggered", "OrderExpired", "OcoLegCancelled", "OrderReduced",
             "OrderRejected", "OrderCancelled", "OrderRested"} <= kinds
     reasons = {ev.reason for ev in log if type(ev).__name__ == "OrderCancelled"}  # type: ignore[union-attr]
     assert {"user", "self_trade", "ioc", "market_unfilled"} <= reasons
