@@ -1,12 +1,39 @@
-"""This slice's hook into a running node (see ``node.runtime.SLICE_SERVICES``)."""
+"""This slice's hook into a running node (see ``node.runtime.SLICE_SERVICES``):
+the dispute escalation job and the webhook delivery job."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+import httpx
+
+from node.db.models import utcnow
+from node.db.session import transaction
+from node.disputes.cases import escalate_overdue
+from node.events.webhooks import deliver_due
 
 if TYPE_CHECKING:
     from node.runtime import Node
 
+log = logging.getLogger("escrowd.disputes")
+
 
 def install(node: Node) -> None:
     """Register this slice's periodic jobs (``node.jobs``), threads and closers."""
+    cfg = node.settings.disputes
+    client = httpx.Client()
+    node.closers.append(client.close)
+
+    def escalate() -> None:
+        with transaction(node.sessions) as session:
+            changes = escalate_overdue(session, cfg=cfg, now=utcnow())
+        if changes:
+            log.info("dispute deadlines applied: %s", changes)
+
+    def webhooks() -> None:
+        while deliver_due(node.sessions, cfg.events, client=client) >= cfg.events.webhook_batch:
+            pass
+
+    node.jobs.append(("dispute-escalation", escalate, cfg.escalation_every_s))
+    node.jobs.append(("webhook-delivery", webhooks, cfg.events.webhook_every_s))

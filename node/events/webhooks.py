@@ -1,0 +1,200 @@
+"""Webhook subscriptions (per user: URL + secret) and their delivery job.
+
+Deliveries are rows written with each event (``outbox.emit_trade_event``).
+The job POSTs due ones, signed (``signing``), and records the outcome: a 2xx
+answer delivers; anything else is retried with exponential backoff until
+``webhook_max_attempts``, then the delivery is ``failed``. Rows are claimed
+with ``FOR UPDATE SKIP LOCKED``, so several node processes share the work
+without sending one delivery twice at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from node.db.models import User, utcnow
+from node.db.models_disputes_ext import TradeEvent, WebhookDelivery, WebhookSubscription
+from node.db.session import transaction
+from node.disputes.settings import EventSettings
+from node.errors import NotFoundError, ValidationError
+from node.events import signing
+from node.events.outbox import event_body
+
+log = logging.getLogger("escrowd.webhooks")
+
+
+# --- subscriptions ---------------------------------------------------------
+
+
+def check_url(url: str, *, allow_private: bool) -> str:
+    """An http(s) URL with a host; loopback, private, link-local and other
+    non-public addresses are refused unless ``allow_private`` (SSRF)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("the webhook URL must be http(s)://host/...", field="url")
+    if parts.username or parts.password:
+        raise ValidationError("the webhook URL must not carry credentials", field="url")
+    if allow_private:
+        return url
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise ValidationError("the webhook host does not resolve", field="url") from None
+    for info in infos:
+        addr = ipaddress.ip_address(str(info[4][0]))
+        if not addr.is_global:
+            raise ValidationError(
+                "the webhook URL points at a non-public address", code="webhook_url_private",
+                field="url",
+            )
+    return url
+
+
+def create_subscription(
+    session: Session, *, user: User, url: str, secret: str | None, allow_private: bool,
+    max_per_user: int,
+) -> WebhookSubscription:
+    """A new webhook for ``user``; without a secret one is generated (shown
+    once in the response)."""
+    check_url(url, allow_private=allow_private)
+    count = session.scalar(
+        select(func.count()).select_from(WebhookSubscription).where(
+            WebhookSubscription.user_id == user.id
+        )
+    ) or 0
+    if count >= max_per_user:
+        raise ValidationError(
+            f"at most {max_per_user} webhooks per user", code="too_many_webhooks"
+        )
+    sub = WebhookSubscription(
+        user_id=user.id, url=url, secret=secret or secrets.token_urlsafe(32), is_active=True
+    )
+    session.add(sub)
+    session.flush()
+    return sub
+
+
+def list_subscriptions(session: Session, *, user: User) -> list[WebhookSubscription]:
+    return list(
+        session.scalars(
+            select(WebhookSubscription)
+            .where(WebhookSubscription.user_id == user.id)
+            .order_by(WebhookSubscription.id)
+        )
+    )
+
+
+def get_subscription(session: Session, *, user: User, sub_id: int) -> WebhookSubscription:
+    sub = session.get(WebhookSubscription, sub_id)
+    if sub is None or sub.user_id != user.id:
+        raise NotFoundError(f"no webhook {sub_id}", webhook_id=sub_id)
+    return sub
+
+
+def delete_subscription(session: Session, *, user: User, sub_id: int) -> None:
+    sub = get_subscription(session, user=user, sub_id=sub_id)
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id))
+    session.delete(sub)
+
+
+def delivery_counts(session: Session, *, sub_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(WebhookDelivery.status, func.count())
+        .where(WebhookDelivery.subscription_id == sub_id)
+        .group_by(WebhookDelivery.status)
+    ).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+# --- delivery --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status_code: int | None
+    error: str | None
+
+
+def post_signed(
+    client: httpx.Client, *, url: str, secret: str, event_id: int, body: bytes,
+    timeout_s: float,
+) -> Outcome:
+    """One signed POST; redirects are not followed."""
+    ts = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "escrowd-webhooks/1",
+        signing.TIMESTAMP_HEADER: str(ts),
+        signing.SIGNATURE_HEADER: signing.signature(secret, ts, body),
+        signing.EVENT_HEADER: str(event_id),
+    }
+    try:
+        r = client.post(url, content=body, headers=headers, timeout=timeout_s,
+                        follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
+    if 200 <= r.status_code < 300:
+        return Outcome(True, r.status_code, None)
+    return Outcome(False, r.status_code, f"HTTP {r.status_code}")
+
+
+def deliver_due(
+    sessions: sessionmaker[Session],
+    cfg: EventSettings,
+    *,
+    client: httpx.Client,
+    now: datetime | None = None,
+) -> int:
+    """Attempt every delivery due at ``now`` (one batch); returns how many
+    were attempted."""
+    moment = now or utcnow()
+    with transaction(sessions) as session:
+        rows = session.execute(
+            select(WebhookDelivery, WebhookSubscription, TradeEvent)
+            .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+            .join(TradeEvent, TradeEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= moment)
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(cfg.webhook_batch)
+            .with_for_update(of=WebhookDelivery, skip_locked=True)
+        ).all()
+        for delivery, sub, event in rows:
+            out = post_signed(
+                client, url=sub.url, secret=sub.secret, event_id=event.id,
+                body=orjson.dumps(event_body(event)), timeout_s=cfg.webhook_timeout_s,
+            )
+            record_attempt(delivery, out, now=moment, cfg=cfg)
+        return len(rows)
+
+
+def record_attempt(
+    delivery: WebhookDelivery, out: Outcome, *, now: datetime, cfg: EventSettings
+) -> None:
+    delivery.attempts += 1
+    delivery.last_status_code = out.status_code
+    delivery.last_error = out.error
+    if out.ok:
+        delivery.status = "delivered"
+        delivery.delivered_at = now
+    elif delivery.attempts >= cfg.webhook_max_attempts:
+        delivery.status = "failed"
+        log.warning("webhook delivery %s failed after %s attempts: %s",
+                    delivery.id, delivery.attempts, out.error)
+    else:
+        wait = signing.backoff_s(
+            delivery.attempts, base_s=cfg.webhook_backoff_s, cap_s=cfg.webhook_backoff_cap_s
+        )
+        delivery.next_attempt_at = now + timedelta(seconds=wait)
