@@ -1,13 +1,71 @@
 """Request-level protections installed on the app: the auth secret and token
-service, rate limits, Idempotency-Key."""
+service, rate limits, Idempotency-Key.
+
+One pure ASGI middleware, in this order for each request:
+
+1. **Rate limits** (the ``limits`` library; memory by default, Redis when
+   ``auth.rate_limit_storage`` says so): per client IP, per signed-in user,
+   and a strict one on sign-in endpoints per IP and per account named in the
+   body. Over the limit: 429 problem+json with ``Retry-After``.
+2. **Idempotency-Key** on POST: the first request with a key claims it (a
+   unique row per caller and key, committed before the handler runs); a
+   concurrent or later duplicate waits for the first one's response and
+   returns it byte for byte (``Idempotent-Replayed: true``); the same key with
+   another method, path or body is refused (422 ``idempotency_key_reused``).
+   A 5xx answer releases the key so the request can be retried.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
+import anyio
+from fastapi import FastAPI
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.problems import problem
 from node.accounts.keys import TotpCipher, install_cipher, load_secret
-from node.accounts.tokens import Tokens
+from node.accounts.settings import AuthSettings
+from node.accounts.tokens import Tokens, looks_like_jwt
 from node.config import Settings
+from node.db.models import User, utcnow
+from node.db.models_accounts import IdempotencyKey
+from node.db.session import transaction
+from node.errors import AuthenticationError, ConfigError
+from node.trades import hash_token
+
+log = logging.getLogger("escrowd.api.security")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SIGN_IN_PATHS = frozenset({
+    "/api/p2p-crypto/auth/login",
+    "/api/p2p-crypto/auth/register",
+    "/api/p2p-crypto/auth/wallet",
+    "/api/p2p-crypto/auth/refresh",
+})
+MAX_KEY_LEN = 255
+MAX_BODY = 16 * 1024 * 1024
+POLL_S = 0.05
+TOKEN_CACHE_TTL_S = 30.0
+TOKEN_CACHE_MAX = 10_000
 
 
 def install(app: FastAPI) -> None:
@@ -17,5 +75,347 @@ def install(app: FastAPI) -> None:
     secret configured."""
     settings: Settings = app.state.settings
     secret = load_secret(settings)
-    app.state.auth_tokens = Tokens(secret, settings.auth)
+    tokens = Tokens(secret, settings.auth)
+    app.state.auth_tokens = tokens
     install_cipher(app.state.sessions, TotpCipher(secret))
+    limiter = RateLimits(settings.auth)
+    app.state.rate_limits = limiter
+    app.add_middleware(
+        ProtectionMiddleware,
+        sessions=app.state.sessions, tokens=tokens, limiter=limiter, auth=settings.auth,
+    )
+    _document(app)
+
+
+# --- rate limits ---------------------------------------------------------------
+
+
+class RateLimits:
+    def __init__(self, auth: AuthSettings) -> None:
+        try:
+            self.ip = parse(auth.rate_limit_ip)
+            self.user = parse(auth.rate_limit_user)
+            self.signin = parse(auth.rate_limit_signin)
+            storage = storage_from_string(auth.rate_limit_storage)
+        except Exception as exc:  # noqa: BLE001 - limits raises ValueError / ConfigurationError
+            raise ConfigError(f"invalid configuration: auth.rate_limit_*: {exc}") from None
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> float | None:
+        """Count one request; None when allowed, else seconds until allowed."""
+        if self._limiter.hit(item, *identifiers):
+            return None
+        stats = self._limiter.get_window_stats(item, *identifiers)
+        return max(1.0, stats.reset_time - time.time())
+
+
+# --- idempotency store -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: int
+    headers: list[list[str]]
+    body: bytes
+
+
+class Outcome:
+    CLAIMED = "claimed"
+    PENDING = "pending"
+    MISMATCH = "mismatch"
+
+
+class IdempotencyStore:
+    def __init__(self, sessions: sessionmaker[Session], ttl_s: int) -> None:
+        self.sessions = sessions
+        self.ttl = timedelta(seconds=ttl_s)
+
+    def claim(self, scope: str, key: str, request_hash: str) -> str | Stored:
+        try:
+            with transaction(self.sessions) as s:
+                s.add(IdempotencyKey(scope=scope, key=key, request_hash=request_hash))
+            return Outcome.CLAIMED
+        except IntegrityError:
+            pass
+        with transaction(self.sessions) as s:
+            row = s.scalar(select(IdempotencyKey).where(
+                IdempotencyKey.scope == scope, IdempotencyKey.key == key))
+            if row is None:  # released meanwhile: try again
+                return Outcome.PENDING
+            if row.created_at < utcnow() - self.ttl:
+                s.delete(row)
+                return Outcome.PENDING
+            if row.request_hash != request_hash:
+                return Outcome.MISMATCH
+            if not row.completed or row.status_code is None:
+                return Outcome.PENDING
+            return Stored(row.status_code, list(row.response_headers or []),
+                          row.response_body or b"")
+
+    def complete(self, scope: str, key: str, stored: Stored) -> None:
+        with transaction(self.sessions) as s:
+            row = s.scalar(select(IdempotencyKey).where(
+                IdempotencyKey.scope == scope, IdempotencyKey.key == key))
+            if row is not None:
+                row.status_code = stored.status
+                row.response_headers = stored.headers
+                row.response_body = stored.body
+                row.completed = True
+
+    def release(self, scope: str, key: str) -> None:
+        with transaction(self.sessions) as s:
+            s.execute(delete(IdempotencyKey).where(
+                IdempotencyKey.scope == scope, IdempotencyKey.key == key,
+                IdempotencyKey.completed.is_(False)))
+
+
+# --- the middleware --------------------------------------------------------------
+
+
+class ProtectionMiddleware:
+    def __init__(self, app: ASGIApp, *, sessions: sessionmaker[Session], tokens: Tokens,
+                 limiter: RateLimits, auth: AuthSettings) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.tokens = tokens
+        self.limiter = limiter
+        self.store = IdempotencyStore(sessions, auth.idempotency_ttl_s)
+        self.wait_s = auth.idempotency_wait_s
+        self._token_cache: dict[str, tuple[int | None, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        ip = scope["client"][0] if scope.get("client") else "unknown"
+        user_id = await self._principal(headers.get("authorization"))
+        method = scope["method"]
+        path: str = scope.get("path", "")
+
+        retry = self.limiter.hit(self.limiter.ip, "ip", ip)
+        if retry is None and user_id is not None:
+            retry = self.limiter.hit(self.limiter.user, "user", str(user_id))
+        body: bytes | None = None
+        if retry is None and method == "POST" and path in SIGN_IN_PATHS:
+            retry = self.limiter.hit(self.limiter.signin, "signin-ip", ip)
+            if retry is None:
+                body = await _read_body(receive)
+                account = _account_of(body)
+                if account:
+                    retry = self.limiter.hit(self.limiter.signin, "signin-account",
+                                             f"{path}:{account}")
+        if retry is not None:
+            await _send_problem(scope, receive, send, 429, "rate_limited",
+                                "too many requests; retry later",
+                                headers={"retry-after": str(int(retry + 0.999))},
+                                retry_after=int(retry + 0.999))
+            return
+
+        key = headers.get("idempotency-key")
+        if method != "POST" or key is None:
+            if body is not None:
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send)
+            return
+        if not 1 <= len(key) <= MAX_KEY_LEN or not key.isprintable() or not key.isascii():
+            await _send_problem(scope, receive, send, 422, "invalid_idempotency_key",
+                                f"Idempotency-Key must be 1 to {MAX_KEY_LEN} printable "
+                                "ASCII characters", field="Idempotency-Key")
+            return
+        if body is None:
+            body = await _read_body(receive)
+        await self._idempotent(scope, receive, send, body=body, key=key,
+                               owner=f"user:{user_id}" if user_id is not None else f"ip:{ip}")
+
+    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, *, body: bytes,
+                          key: str, owner: str) -> None:
+        digest = hashlib.sha256()
+        for part in (scope["method"], scope.get("path", ""),
+                     scope.get("query_string", b"").decode("latin-1")):
+            digest.update(part.encode() + b"\0")
+        digest.update(body)
+        request_hash = digest.hexdigest()
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            outcome = await anyio.to_thread.run_sync(self.store.claim, owner, key, request_hash)
+            if isinstance(outcome, Stored):
+                await _send_stored(send, outcome)
+                return
+            if outcome == Outcome.MISMATCH:
+                await _send_problem(scope, receive, send, 422, "idempotency_key_reused",
+                                    "this Idempotency-Key was used for another request",
+                                    field="Idempotency-Key")
+                return
+            if outcome == Outcome.CLAIMED:
+                break
+            if time.monotonic() > deadline:
+                await _send_problem(scope, receive, send, 409, "idempotency_in_progress",
+                                    "a request with this Idempotency-Key is still running",
+                                    field="Idempotency-Key")
+                return
+            await asyncio.sleep(POLL_S)
+
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = [
+                    [k.decode("latin-1"), v.decode("latin-1")]
+                    for k, v in message.get("headers", [])
+                ]
+            elif message["type"] == "http.response.body":
+                captured["body"].extend(message.get("body", b""))
+
+        try:
+            await self.app(scope, _replay(body, receive), capture)
+        except BaseException:
+            await anyio.to_thread.run_sync(self.store.release, owner, key)
+            raise
+        stored = Stored(captured["status"], captured["headers"], bytes(captured["body"]))
+        try:
+            if stored.status >= 500:
+                await anyio.to_thread.run_sync(self.store.release, owner, key)
+            else:
+                await anyio.to_thread.run_sync(self.store.complete, owner, key, stored)
+        except Exception:  # noqa: BLE001 - the answer still goes out; the key is freed
+            log.exception("could not store the response of Idempotency-Key %r", key)
+            await anyio.to_thread.run_sync(self.store.release, owner, key)
+        await _send_stored(send, stored, replayed=False)
+
+    async def _principal(self, authorization: str | None) -> int | None:
+        """The user a bearer token names (for per-user limits and key scopes),
+        None when absent or invalid (the route then answers 401)."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        token = authorization[7:].strip()
+        if not token:
+            return None
+        if looks_like_jwt(token):
+            try:
+                return self.tokens.claims(token).user_id
+            except AuthenticationError:
+                return None
+        h = hash_token(token)
+        cached = self._token_cache.get(h)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        user_id = await anyio.to_thread.run_sync(self._lookup_api_token, h)
+        if len(self._token_cache) >= TOKEN_CACHE_MAX:
+            self._token_cache.clear()
+        self._token_cache[h] = (user_id, now + TOKEN_CACHE_TTL_S)
+        return user_id
+
+    def _lookup_api_token(self, token_hash: str) -> int | None:
+        with self.sessions() as s:
+            uid: int | None = s.scalar(select(User.id).where(User.api_token_hash == token_hash))
+            return uid
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.extend(message.get("body", b""))
+        if len(chunks) > MAX_BODY:
+            break
+        if not message.get("more_body", False):
+            break
+    return bytes(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _account_of(body: bytes) -> str | None:
+    """The account a sign-in request is about (username or wallet address)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for field in ("username", "address"):
+        value = data.get(field)
+        if isinstance(value, str) and value:
+            return value.lower()[:128]
+    message = data.get("message")
+    if isinstance(message, str):
+        lines = message.split("\n")
+        if len(lines) > 1 and lines[1]:
+            return lines[1].strip().lower()[:128]
+    token = data.get("refresh_token")
+    if isinstance(token, str) and token:
+        return hashlib.sha256(token.encode()).hexdigest()[:32]
+    return None
+
+
+async def _send_problem(scope: Scope, receive: Receive, send: Send, status: int, code: str,
+                        detail: str, *, headers: dict[str, str] | None = None,
+                        **fields: Any) -> None:
+    response = problem(status, code, detail, **fields)
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    await response(scope, receive, send)
+
+
+async def _send_stored(send: Send, stored: Stored, *, replayed: bool = True) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
+    await send({"type": "http.response.body", "body": stored.body, "more_body": False})
+
+
+# --- OpenAPI ---------------------------------------------------------------------
+
+
+def _document(app: FastAPI) -> None:
+    """Every POST documents the Idempotency-Key header; every operation the
+    429 of the rate limits (and POSTs the 409/422 of a reused key)."""
+    inner = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = inner()
+        for _path, ops in schema.get("paths", {}).items():
+            for method, op in ops.items():
+                if not isinstance(op, dict):
+                    continue
+                responses = op.setdefault("responses", {})
+                responses.setdefault("429", {"description": "rate limited (Retry-After)"})
+                if method == "post":
+                    op.setdefault("parameters", []).append({
+                        "name": "Idempotency-Key", "in": "header", "required": False,
+                        "schema": {"type": "string", "minLength": 1,
+                                   "maxLength": MAX_KEY_LEN},
+                        "description": "replays return the first response; another body "
+                                       "with the same key is refused",
+                    })
+                    responses.setdefault("409", {"description": "request in progress"})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
