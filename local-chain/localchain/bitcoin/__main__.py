@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rpcpassword")
     p.add_argument("--minrelaytxfee", default="0.00001", help="BTC/kvB (Core v29 default)")
     p.add_argument("--incrementalrelayfee", default="0.00001", help="BTC/kvB")
+    p.add_argument("--blockmintxfee", default="0",
+                   help="BTC/kvB a tx package must pay to be mined (test knob; 0: all)")
     p.add_argument("--debug", action="store_true", help="log every request and kernel message")
     args = p.parse_args(argv)
     if (args.rpcuser is None) != (args.rpcpassword is None):
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         args.datadir,
         min_relay_fee=_sat_per_kvb(args.minrelaytxfee),
         incremental_fee=_sat_per_kvb(args.incrementalrelayfee),
+        block_min_fee=_sat_per_kvb(args.blockmintxfee),
     )
     server: RPCServer | None = None
 

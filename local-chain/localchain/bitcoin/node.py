@@ -122,8 +122,12 @@ class Node:
         *,
         min_relay_fee: int = 1000,
         incremental_fee: int = 1000,
+        block_min_fee: int = 0,
     ) -> None:
         _kernel_logging()
+        # sat/kvB a transaction's package (it and its unmined ancestors) must pay
+        # to enter a block template (bitcoind's -blockmintxfee); 0: every tx
+        self.block_min_fee = block_min_fee
         self.datadir = Path(datadir)
         self.datadir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
@@ -534,19 +538,43 @@ class Node:
 
     # ------------------------------------------------------------------ mining
     def block_template_txs(self) -> tuple[list[Transaction], int]:
+        """Mempool transactions in arrival order (parents first). With
+        ``block_min_fee`` (-blockmintxfee) a transaction goes in only with its
+        unmined ancestors as one package whose feerate reaches the minimum, so
+        a low-fee parent stays out until a child pays for it (CPFP)."""
         txs: list[Transaction] = []
         fees = 0
         weight = 4000  # reserved for header and coinbase
         included: set[str] = set()
-        for e in self.mempool.ordered():
-            if not e.parents <= included:
-                continue
-            if weight + e.weight > C.MAX_BLOCK_WEIGHT:
-                continue
-            txs.append(e.tx)
-            fees += e.fee
-            weight += e.weight
-            included.add(e.txid)
+        ordered = self.mempool.ordered()
+        progress = True
+        while progress:
+            progress = False
+            for e in ordered:
+                if e.txid in included:
+                    continue
+                if self.block_min_fee > 0:
+                    ancestors = self.mempool.ancestors(e.txid) - included
+                    package = [a for a in ordered if a.txid in ancestors] + [e]
+                    fee = sum(p.fee for p in package)
+                    vsize = sum(p.vsize for p in package)
+                    if fee * 1000 < self.block_min_fee * vsize:
+                        continue
+                elif not e.parents <= included:
+                    continue
+                else:
+                    package = [e]
+                add = sum(p.weight for p in package)
+                if weight + add > C.MAX_BLOCK_WEIGHT:
+                    continue
+                for p in package:
+                    txs.append(p.tx)
+                    fees += p.fee
+                    weight += p.weight
+                    included.add(p.txid)
+                progress = True
+            if self.block_min_fee == 0:
+                break  # arrival order already puts parents first
         return txs, fees
 
     def next_block_time(self) -> int:
