@@ -1,7 +1,7 @@
 """Wires Bitcoin into a node: the bitcoind RPC (dev: the local regtest node),
-the Bitcoin TradeChain the API uses, the BTC currency, the watcher and the
-watchtower loop. ``build_node`` calls :func:`setup_btc` when
-``settings.btc.enabled``."""
+the Bitcoin TradeChain the API uses, the BTC currency, the watcher, the
+watchtower loop and the job that bumps stuck payouts (``node.jobs``).
+``build_node`` calls :func:`setup_btc` when ``settings.btc.enabled``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from node.btc_bumps import bump_stuck_payouts
 from node.btc_sync import refresh_btc_escrows
 from node.btc_trades import BtcTradeChain, agent_signer
 from node.chains.btc.adapter import BtcAdapter
@@ -79,6 +80,12 @@ def _on_confirmed(session: Session, chain: str, keys: set[str], confirmed_block:
         log.info("%s: trades %s changed with confirmed block %d", chain, changed, confirmed_block)
 
 
+def _bump_job(chain: BtcTradeChain) -> None:
+    done = bump_stuck_payouts(chain)
+    if done:
+        log.info("%s: stuck payouts replaced by %s", chain.chain_key, done)
+
+
 def setup_btc(node: Node) -> None:
     cfg = node.settings.btc
     network = network_by_name(cfg.network)
@@ -126,6 +133,8 @@ def setup_btc(node: Node) -> None:
         min_feerate_sat_vb=cfg.min_feerate_sat_vb,
         max_fee_sat=cfg.max_fee_sat,
         payment_window_s=node.settings.evm.payment_window_s,
+        bump_after_blocks=cfg.bump_after_blocks,
+        ladder_rungs=cfg.fee_ladder_rungs,
     )
     if cfg.rpc_url is None:
         chain.dev_node = dev
@@ -145,5 +154,7 @@ def setup_btc(node: Node) -> None:
         watcher_adapter, node.sessions, cfg, start_block=start,
         on_confirmed=_on_confirmed))
     node.watchers.append(WatchtowerLoop(chain, cfg.watchtower_interval_s))
+    node.jobs.append((f"{chain.chain_key}:fee-bump", lambda: _bump_job(chain),
+                      float(cfg.bump_interval_s)))
     if cfg.rpc_url is None and cfg.dev_block_interval_s > 0:
         node.watchers.append(DevMiner(make_rpc(), cfg.network, cfg.dev_block_interval_s))

@@ -19,8 +19,11 @@ after ``csv_blocks``), payouts as PSBTs the parties sign in their own wallets.
   a signed timelock refund can be left with the node (``watchtower``), which
   broadcasts it at maturity if the trade is still unpaid and undisputed.
 - Fees: estimatesmartfee, at least ``min_feerate_sat_vb``; a payout never
-  pays more than ``max_fee_sat``; a stuck payout is re-built with a BIP-125
-  replacement fee and re-signed (``bump_payout``).
+  pays more than ``max_fee_sat``. Every payout PSBT comes with a fee ladder
+  (the same payout at rising fees) the party may sign in advance; a payout
+  stuck for ``bump_after_blocks`` is replaced by the next signed rung
+  automatically (``node.btc_bumps``). Without a ladder, a stuck payout is
+  re-built with a BIP-125 replacement fee and re-signed (``bump_payout``).
 
 All confirmed unspent deposits of the escrow are spent by a payout and follow
 the ruling: an over-payment goes where the ruling sends the escrow.
@@ -129,6 +132,8 @@ class BtcTradeChain:
         min_feerate_sat_vb: int,
         max_fee_sat: int,
         payment_window_s: int = 1800,
+        bump_after_blocks: int = 3,
+        ladder_rungs: int = 3,
     ) -> None:
         self.adapter = adapter
         self.sessions = sessions
@@ -140,6 +145,8 @@ class BtcTradeChain:
         self.min_feerate_sat_vb = min_feerate_sat_vb
         self.max_fee_sat = max_fee_sat
         self.payment_window_s = payment_window_s
+        self.bump_after_blocks = bump_after_blocks
+        self.ladder_rungs = ladder_rungs
         coin = 0 if network is MAINNET else 1
         self.agent_account = f"m/84h/{coin}h/0h"
         # dev mode: the local regtest node this chain runs on (node.devchain.DevBtc)
@@ -352,6 +359,9 @@ class BtcTradeChain:
             raise _wallet_error(exc) from None
 
     def _payload(self, btc: BtcEscrow, built: PayoutPsbt, ruling: Ruling) -> dict[str, Any]:
+        from node.btc_bumps import ladder_payload
+
+        ladder = ladder_payload(self, btc, built, ruling)
         return {
             "psbt": built.psbt,
             "kind": ruling.kind.value,
@@ -360,8 +370,12 @@ class BtcTradeChain:
             "txid": built.txid,
             "outputs": [{"script": s.hex(), "amount_sat": a} for s, a in built.outputs],
             "descriptor": btc.descriptor,
+            "fee_ladder": ladder,
             "note": "sign this PSBT in your wallet (SIGHASH_ALL) and send it back as "
-            "{\"psbt\": \"<base64>\"}",
+            "{\"psbt\": \"<base64>\"}"
+            + ("; sign the fee_ladder PSBTs too and POST them to "
+               "/api/btc/orders/<id>/fee-ladder so the node can bump a stuck payout"
+               if ladder else ""),
         }
 
     def _record_offchain(self, escrow: P2PEscrow, action: Action) -> SignRequest:
@@ -433,7 +447,8 @@ class BtcTradeChain:
         )
         return entry.signature
 
-    def _finalize_and_broadcast(self, btc: BtcEscrow, psbts: list[str], ruling: Ruling) -> str:
+    def _finalize_and_broadcast(self, btc: BtcEscrow, psbts: list[str], ruling: Ruling, *,
+                                signed_by: str | None = None) -> str:
         funding = self.funding_outputs(btc)
         try:
             final = finalize_payout(psbts, escrow=self.script(btc), funding=funding,
@@ -456,6 +471,8 @@ class BtcTradeChain:
         btc.payout_vsize = final.vsize
         btc.payout_broadcast_at = datetime.now(UTC)
         btc.payout_psbt = None
+        btc.payout_ladder = {**(btc.payout_ladder or {}), "broadcast_height": self.adapter.head(),
+                             "signed_by": signed_by, "txid": txid}
         log.info("btc payout %s (%s) broadcast for %s", txid, ruling.kind.value, btc.address)
         return txid
 
@@ -488,7 +505,8 @@ class BtcTradeChain:
         self._check(btc, psbt, ruling, signer_role=signer_role,
                     max_fee_sat=self.party_fee_cap(btc, ruling))
         agent_signed = self._agent_sign(btc, psbt, ruling, decision_of(action, buyer_bps))
-        txid = self._finalize_and_broadcast(btc, [psbt, agent_signed], ruling)
+        txid = self._finalize_and_broadcast(btc, [psbt, agent_signed], ruling,
+                                            signed_by=signer_role)
         btc.payout_buyer_bps = 10_000 if kind is PayoutKind.RELEASE else 0
         return Submitted(kind="btc_tx", ref=txid, status="broadcast")
 
@@ -516,9 +534,12 @@ class BtcTradeChain:
             raise EscrowStateError("no payout is waiting for a signature", code="no_pending_payout")
         ruling = self.ruling_for(btc, PayoutKind(btc.payout_kind), btc.payout_buyer_bps or 0)
         checked = self._check(btc, btc.payout_psbt, ruling, signer_role=None)
+        from node.btc_bumps import ladder_payload
+
         return {"psbt": btc.payout_psbt, "kind": btc.payout_kind, "buyer_bps": btc.payout_buyer_bps,
                 "fee_sat": checked.fee_sat, "txid": _unsigned_txid(btc.payout_psbt),
-                "outputs": [{"script": s.hex(), "amount_sat": a} for s, a in checked.outputs]}
+                "outputs": [{"script": s.hex(), "amount_sat": a} for s, a in checked.outputs],
+                "fee_ladder": ladder_payload(self, btc, None, ruling, base_fee_sat=checked.fee_sat)}
 
     def cosign(self, session: Session, *, escrow: P2PEscrow, role: str, psbt: str) -> Submitted:
         """A party's signature on the agent-signed pending payout (a ruling or
@@ -533,7 +554,7 @@ class BtcTradeChain:
         if _unsigned_txid(psbt) != _unsigned_txid(btc.payout_psbt):
             raise BtcPolicyError("this is not the pending payout's transaction",
                                  code="psbt_not_pending_payout")
-        txid = self._finalize_and_broadcast(btc, [btc.payout_psbt, psbt], ruling)
+        txid = self._finalize_and_broadcast(btc, [btc.payout_psbt, psbt], ruling, signed_by=role)
         return Submitted(kind="btc_tx", ref=txid, status="broadcast")
 
     # -- fee bumps (RBF) ------------------------------------------------------------

@@ -133,6 +133,12 @@ class BtcSettings(Section):
     # Dev mode only: mine a regtest block every this many seconds (0: never;
     # tests and demos mine themselves).
     dev_block_interval_s: int = Field(10, ge=0, le=3600)
+    # Fee bumps: a payout unconfirmed this many blocks after its broadcast is
+    # replaced by the next rung of its signed fee ladder (node/btc_bumps.py),
+    # checked every bump_interval_s; fee_ladder_rungs rungs are handed out.
+    bump_after_blocks: int = Field(3, ge=1, le=1000)
+    bump_interval_s: int = Field(60, ge=1, le=3600)
+    fee_ladder_rungs: int = Field(3, ge=0, le=10)
 
     @field_validator("rpc_url")
     @classmethod

@@ -132,7 +132,10 @@ class P2POrder(Timestamps, Base):
 
     # inner join: every order has a currency, and PostgreSQL allows FOR UPDATE on it
     currency: Mapped[CryptoCurrency] = relationship(lazy="joined", innerjoin=True)
-    escrow: Mapped[P2PEscrow | None] = relationship(back_populates="order", uselist=False)
+    # joined: every view of a trade shows its escrow (one query, not two)
+    escrow: Mapped[P2PEscrow | None] = relationship(
+        back_populates="order", uselist=False, lazy="joined"
+    )
 
 
 class P2PEscrow(Timestamps, Base):
@@ -342,6 +345,8 @@ class BtcEscrow(Timestamps, Base):
     payout_fee_sat: Mapped[int | None] = mapped_column(BigInteger)
     payout_vsize: Mapped[int | None] = mapped_column(Integer)
     payout_broadcast_at: Mapped[datetime | None]
+    # RBF fee ladder: party-signed higher-fee rungs and bump state (node/btc_bumps.py)
+    payout_ladder: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # watchtower: the seller's signed timelock refund, broadcast at maturity
     watchtower_psbt: Mapped[str | None] = mapped_column(Text)
     watchtower_txid: Mapped[str | None] = mapped_column(String(64))

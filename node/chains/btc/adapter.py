@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from embit.transaction import Transaction
@@ -47,6 +48,15 @@ from node.chains.btc.rpc import (
 GENESIS_PARENT = "00" * 32
 MAX_SPEND_OUTPUTS = 8  # outputs recorded with a Spend (payouts have 1 or 2)
 BLOCKS_PER_BATCH = 10  # getblock verbosity 2 calls per HTTP round trip
+
+
+@dataclass(frozen=True)
+class MempoolEntry:
+    """A transaction waiting in the mempool: its own fee and vsize."""
+
+    txid: str
+    fee_sat: int
+    vsize: int
 
 
 def spend_path(witness: Sequence[str]) -> str:
@@ -230,6 +240,17 @@ class BtcAdapter:
             return True
         except BtcRpcError:
             return False
+
+    def mempool_entry(self, txid: str) -> MempoolEntry | None:
+        """An unconfirmed transaction's fee and vsize (getmempoolentry), or
+        None when it is not in the mempool (confirmed, dropped or unknown)."""
+        try:
+            e = self.rpc.rpc("getmempoolentry", txid)
+        except BtcRpcError:
+            return None
+        fees = e.get("fees") or {}
+        return MempoolEntry(txid=txid, fee_sat=btc_to_sat(fees.get("base", e.get("fee", 0))),
+                            vsize=int(e["vsize"]))
 
     def subscribe_heads(self) -> HeadSubscription:
         raise NotSupportedError("the Bitcoin adapter polls (no ZMQ subscription)")

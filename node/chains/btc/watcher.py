@@ -105,6 +105,10 @@ class BtcWatcher(EvmWatcher):
             self._outpoints_loaded = True
         return len(rows)
 
-    def _step(self, s: Session) -> StepResult | str:
+    def _step(self, s: Session, hint: Any = None) -> StepResult | str:
+        # ``hint``: a websocket head announcement (EVM); bitcoind has none, the
+        # base step polls when it is None
         self.refresh_watched(s)
-        return super()._step(s)
+        if hint is None:
+            return super()._step(s)
+        return super()._step(s, hint)  # type: ignore[call-arg,unused-ignore]
