@@ -27,7 +27,7 @@ from tests.functional.bitcoin_fixtures import *  # noqa: F403
 from tests.functional.bitcoin_fixtures import __all__ as _bitcoin_fixtures
 from wallets.bitcoin import REGTEST, SoftwareSigner
 
-__all__ = ["btc_api", "btc_node", *_bitcoin_fixtures]
+__all__ = ["btc_api", "btc_node", "stingy_btc_api", *_bitcoin_fixtures]
 
 AGENT_SEED = hashlib.sha256(b"test agent").hexdigest()
 CSV_BLOCKS = 10
@@ -137,6 +137,7 @@ def btc_settings(regtest: BitcoinRegtest, database_url: str, data_dir: Path,
     return load_settings(
         mode="production", data_dir=data_dir, database_url=database_url,
         auth={"jwt_secret": "test-jwt-secret-" + "x" * 32},
+        disputes={"allow_unsigned_rulings": True},  # API-token arbitrator
         evm={"enabled": False},
         btc={"enabled": True, "network": "regtest", "rpc_url": regtest.url, "rpc_user": user,
              "rpc_password": password, "agent_seed": AGENT_SEED, "confirmations": 1,
@@ -231,3 +232,36 @@ def btc_api(btc_node: BtcNode) -> Iterator[BtcApi]:
         yield BtcApi(btc_node, client)
     finally:
         client.close()
+
+
+# -- a regtest node whose miner leaves cheap transactions out ------------------
+
+# bitcoind's -blockmintxfee (BTC/kvB): packages under 2 sat/vB are not mined,
+# so a payout or funding at 1 sat/vB stays in the mempool until bumped
+STINGY_BLOCK_MIN_FEE = "0.00002"
+
+
+@pytest.fixture
+def stingy_btc_api(tmp_path_factory: pytest.TempPathFactory, pg_url: str,
+                   tmp_path: Path) -> Iterator[BtcApi]:
+    """``btc_api`` on a regtest node that mines only packages paying at least
+    2 sat/vB; the node bumps payouts stuck for 2 blocks."""
+    from fastapi.testclient import TestClient
+
+    from tests.functional.bitcoin_fixtures import assert_clean_log, start_bitcoind
+
+    regtest = start_bitcoind(tmp_path_factory,
+                             extra_args=("--blockmintxfee", STINGY_BLOCK_MIN_FEE))
+    try:
+        alice = DevWallet(regtest, "alice")
+        regtest.mine(101, alice.address)
+        bn = make_btc_node(regtest, alice, pg_url, tmp_path, bump_after_blocks=2)
+        client = TestClient(bn.node.app(), raise_server_exceptions=False)
+        try:
+            yield BtcApi(bn, client)
+        finally:
+            client.close()
+            bn.node.stop()
+    finally:
+        regtest.stop()
+    assert_clean_log(regtest)
