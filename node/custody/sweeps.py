@@ -1,0 +1,220 @@
+"""Hot/cold sweeps (EVM native coin).
+
+One pass (``sweep_pass``, the ``custody-sweep`` job):
+
+1. settles sweeps that reached the chain's confirmations, as ledger entries
+   between the node's holding accounts (fee = gas used x effective price):
+
+   - deposit address -> hot: ``node:deposit +amount+fee, node:hot -amount,
+     expense:network-fees -fee``;
+   - hot -> cold: ``node:hot +amount+fee, node:cold -amount, expense -fee``;
+
+2. moves each deposit address's *confirmed* balance (read at the confirmed
+   block, so nothing not yet credited is moved) into the hot wallet, minus gas,
+   when it is at least ``custody.min_sweep`` (default: 10x the gas);
+3. sends the hot wallet's excess above ``custody.hot_ceiling[asset]`` to
+   ``custody.cold_address[asset]`` (an address only: the node has no cold key).
+
+The raw transaction is stored before it is sent, so a crash never signs a
+second one; one address has at most one sweep in flight. ERC-20 balances of
+deposit addresses are not swept (the addresses hold no gas): a documented gap.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from eth_utils import keccak
+from sqlalchemy import select
+
+from node.custody.ledger import (
+    NODE_COLD,
+    NODE_DEPOSIT,
+    NODE_HOT,
+    NODE_NETWORK_FEES,
+    Leg,
+    post_entry,
+)
+from node.db.models_custody import CustodyAddress, CustodySweep
+from node.db.session import transaction
+from node.errors import ChainError
+
+if TYPE_CHECKING:
+    from node.custody.service import CustodyService
+
+log = logging.getLogger("escrowd.custody.sweeps")
+
+GAS = 21_000
+
+
+def confirmed_height(svc: CustodyService) -> int:
+    """The newest block with the chain's confirmations (and that the deposit
+    watcher has processed: the ledger reflects nothing newer)."""
+    assert svc.evm is not None
+    head = svc.evm.head()
+    for w in svc.watchers:
+        if w.chain.startswith("custody:evm:"):
+            with svc.sessions() as s:
+                from node.indexer import get_cursor
+
+                cur = get_cursor(s, w.chain)
+            head = min(head, cur.head_number if cur is not None else -1)
+    return head - svc.settings.evm.confirmations + 1
+
+
+def _settle(svc: CustodyService) -> list[str]:
+    evm = svc.evm
+    assert evm is not None
+    out: list[str] = []
+    with svc.sessions() as s:
+        ids = list(s.scalars(select(CustodySweep.id).where(CustodySweep.status == "broadcast")))
+    for sid in ids:
+        with transaction(svc.sessions) as s:
+            sw = s.get(CustodySweep, sid, with_for_update=True)
+            if sw is None or sw.status != "broadcast":
+                continue
+            rcpt = evm.receipt(sw.txid)
+            if rcpt is None:
+                if evm.rpc.call("eth_getTransactionByHash", sw.txid) is None:
+                    try:
+                        evm.broadcast(bytes.fromhex(sw.raw_tx))
+                    except ChainError as exc:
+                        log.warning("sweep %d re-broadcast refused: %s", sw.id, exc.message)
+                        sw.status = "failed"
+                continue
+            if evm.head() - int(rcpt["blockNumber"], 16) + 1 < svc.settings.evm.confirmations:
+                continue
+            fee = int(rcpt["gasUsed"], 16) * int(rcpt.get("effectiveGasPrice", "0x0"), 16)
+            sw.network_fee = fee
+            src = NODE_DEPOSIT if sw.kind == "to_hot" else NODE_HOT
+            dst = NODE_HOT if sw.kind == "to_hot" else NODE_COLD
+            ok = int(rcpt["status"], 16) == 1
+            moved = sw.amount if ok else 0
+            legs = [Leg(src, sw.asset, moved + fee), Leg(NODE_NETWORK_FEES, sw.asset, -fee)]
+            if moved:
+                legs.append(Leg(dst, sw.asset, -moved))
+            legs = [leg for leg in legs if leg.amount]
+            if legs:
+                post_entry(s, ref=f"sweep:{sw.id}:settle", kind=f"sweep_{sw.kind}", legs=legs)
+            sw.status = "confirmed" if ok else "failed"
+            out.append(f"{sw.kind}:{sw.txid}:{sw.status}")
+    return out
+
+
+def _send(
+    svc: CustodyService,
+    *,
+    kind: str,
+    path: str,
+    src: str,
+    dst: str,
+    amount: int,
+    max_fee: int,
+    tip: int,
+) -> str:
+    evm = svc.evm
+    assert evm is not None
+    tx = {
+        "to": dst,
+        "value": amount,
+        "gas": GAS,
+        "maxFeePerGas": max_fee,
+        "maxPriorityFeePerGas": tip,
+        "nonce": evm.nonce(src, "pending"),
+        "chainId": evm.chain_id,
+        "type": 2,
+    }
+    raw = svc.keys.evm_sign(path, tx)
+    txid = "0x" + keccak(raw).hex()
+    with transaction(svc.sessions) as s:
+        s.add(
+            CustodySweep(
+                kind=kind,
+                chain="evm",
+                asset=svc.evm_native,
+                from_address=src,
+                to_address=dst,
+                amount=amount,
+                network_fee=0,
+                status="broadcast",
+                txid=txid,
+                raw_tx=raw.hex(),
+            )
+        )
+    try:
+        evm.broadcast(raw)
+    except ChainError as exc:
+        if exc.code != "rpc_unreachable":
+            with transaction(svc.sessions) as s:
+                sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == txid))
+                if sw is not None and evm.receipt(txid) is None:
+                    sw.status = "failed"
+        log.warning("sweep from %s refused: %s", src, exc.message)
+    return f"{kind}:{txid}"
+
+
+def sweep_pass(svc: CustodyService) -> list[str]:
+    evm = svc.evm
+    if evm is None:
+        return []
+    done = _settle(svc)
+    native = svc.evm_native
+    with svc.sessions() as s:
+        busy = set(
+            s.scalars(select(CustodySweep.from_address).where(CustodySweep.status == "broadcast"))
+        )
+        addrs = [
+            (a.address, a.path)
+            for a in s.scalars(
+                select(CustodyAddress)
+                .where(CustodyAddress.chain == "evm")
+                .order_by(CustodyAddress.id)
+            )
+        ]
+    quote = evm.fee_quote()
+    max_fee, tip = quote.max_fee(), quote.max_priority_fee
+    gas_cost = GAS * max_fee
+    hot = svc.keys.evm_hot()
+
+    at = confirmed_height(svc)
+    todo = [(a, p) for a, p in addrs if a not in busy]
+    if todo and at >= 0:
+        balances = evm.rpc.batch([("eth_getBalance", (a, hex(at))) for a, _p in todo])
+        floor = svc.settings.custody.min_sweep.get(native, 10 * gas_cost)
+        for (address, path), bal_hex in zip(todo, balances, strict=True):
+            bal = int(bal_hex, 16)
+            if bal < max(floor, gas_cost + 1):
+                continue
+            done.append(
+                _send(
+                    svc,
+                    kind="to_hot",
+                    path=path,
+                    src=address,
+                    dst=hot.address,
+                    amount=bal - gas_cost,
+                    max_fee=max_fee,
+                    tip=tip,
+                )
+            )
+
+    ceiling = svc.settings.custody.hot_ceiling.get(native)
+    cold = svc.settings.custody.cold_address.get(native)
+    if ceiling is not None and cold and hot.address not in busy:
+        bal = int(evm.rpc.call("eth_getBalance", hot.address, "pending"), 16)
+        excess = bal - ceiling
+        if excess > 0 and bal >= excess + gas_cost:
+            done.append(
+                _send(
+                    svc,
+                    kind="to_cold",
+                    path=hot.path,
+                    src=hot.address,
+                    dst=cold,
+                    amount=excess,
+                    max_fee=max_fee,
+                    tip=tip,
+                )
+            )
+    return done
