@@ -48,7 +48,11 @@ class AdCreate(Strict):
     amount: int | str
     min_amount: int | str | None = None
     max_amount: int | str | None = None
-    price_per_unit: Decimal = Field(gt=0, max_digits=28, decimal_places=8)
+    # fixed-price ads: the price; margin ads leave it out (priced from the index)
+    price_per_unit: Decimal | None = Field(None, gt=0, max_digits=28, decimal_places=8)
+    price_type: Literal["fixed", "margin"] = "fixed"
+    # margin ads: basis points over (negative: under) the price index
+    margin_bps: int | None = Field(None, ge=-9999, le=100_000)
     fiat_currency: str = Field(min_length=3, max_length=8, pattern=r"^[A-Za-z]{3,8}$")
     payment_methods: list[str] = Field(min_length=1, max_length=10)
     seller_address: str = Field(min_length=1, max_length=128)
@@ -161,6 +165,10 @@ class OrderPublic(BaseModel):
     crypto_transaction_id: str | None
     created_at: datetime
     escrow: EscrowPublic | None = None
+    # fixed | margin; a margin ad's price_per_unit follows the index, a
+    # trade's is the one computed when it opened
+    price_type: str = "fixed"
+    margin_bps: int | None = None
 
 
 class Page(BaseModel):

@@ -12,6 +12,7 @@ from api.schemas import (
 from node.chain_trades import SignRequest, Submitted
 from node.db.models import P2PDispute, P2POrder
 from node.domain.escrow import Action
+from node.market.opening import pricing_fields
 
 
 def _s(v: int | None) -> str | None:
@@ -71,6 +72,7 @@ def order_public(o: P2POrder) -> OrderPublic:
         crypto_transaction_id=o.crypto_transaction_id,
         created_at=o.created_at,
         escrow=escrow,
+        **pricing_fields(o),
     )
 
 

@@ -24,6 +24,7 @@ from node.domain.escrow import (
     fold_events,
     trade_status,
 )
+from node.market.reputation import trades_ended
 
 
 def chain_key(chain: str, network: str) -> str:
@@ -134,4 +135,5 @@ def refresh_escrows(
             order.completed_at = None
         if status is TradeStatus.PAID or view.state is ChainState.PAID:
             order.paid_at = order.paid_at or now
+    trades_ended(session, changed)  # reputation of both parties, if now final
     return changed

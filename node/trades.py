@@ -27,6 +27,13 @@ from node.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from node.market.opening import (
+    OpeningPolicy,
+    check_trade_limits,
+    price_at_match,
+    price_new_ad,
+    record_pricing,
+)
 
 AD_ACTIVE = "active"
 AD_PAUSED = "paused"
@@ -131,22 +138,39 @@ class AdInput:
     amount: int
     min_amount: int
     max_amount: int
-    price_per_unit: Decimal
+    price_per_unit: Decimal | None  # None for a margin ad (priced from the index)
     fiat_currency: str
     payment_methods: list[str]
     seller_address: str
     terms_and_conditions: str | None = None
     additional_notes: str | None = None
+    price_type: str = "fixed"  # fixed | margin (the index plus margin_bps)
+    margin_bps: int | None = None
 
 
-def create_ad(session: Session, *, seller: User, data: AdInput) -> P2POrder:
+def create_ad(
+    session: Session,
+    *,
+    seller: User,
+    data: AdInput,
+    now: datetime | None = None,
+    policy: OpeningPolicy | None = None,
+) -> P2POrder:
     currency = get_currency(session, data.crypto_currency_id)
     if data.amount <= 0:
         raise ValidationError("amount must be positive", field="amount")
     if not 0 < data.min_amount <= data.max_amount <= data.amount:
         raise ValidationError("need 0 < min_amount <= max_amount <= amount", field="min_amount")
-    if data.price_per_unit <= 0:
-        raise ValidationError("price_per_unit must be positive", field="price_per_unit")
+    priced = price_new_ad(
+        session,
+        symbol=currency.symbol,
+        fiat=data.fiat_currency.upper(),
+        price_type=data.price_type,
+        price_per_unit=data.price_per_unit,
+        margin_bps=data.margin_bps,
+        now=now or datetime.now(UTC),
+        policy=policy or OpeningPolicy(),
+    )
     ad = P2POrder(
         kind="ad",
         seller_id=seller.id,
@@ -156,9 +180,9 @@ def create_ad(session: Session, *, seller: User, data: AdInput) -> P2POrder:
         min_amount=data.min_amount,
         max_amount=data.max_amount,
         remaining_amount=data.amount,
-        price_per_unit=data.price_per_unit,
+        price_per_unit=priced.price,
         fiat_currency=data.fiat_currency.upper(),
-        total_amount=fiat_total(data.amount, data.price_per_unit, currency.decimals),
+        total_amount=fiat_total(data.amount, priced.price, currency.decimals),
         payment_methods=list(data.payment_methods),
         payment_method=data.payment_methods[0] if data.payment_methods else None,
         status=AD_ACTIVE,
@@ -168,6 +192,7 @@ def create_ad(session: Session, *, seller: User, data: AdInput) -> P2POrder:
     )
     session.add(ad)
     session.flush()
+    record_pricing(session, order=ad, priced=priced)
     return ad
 
 
@@ -245,9 +270,13 @@ def match_ad(
     amount: int,
     buyer_address: str,
     now: datetime,
+    policy: OpeningPolicy | None = None,
 ) -> P2POrder:
     """Take ``amount`` of an ad: a new trade row. The ad's remaining amount is
-    reserved under a row lock, so concurrent matches never oversell it."""
+    reserved under a row lock, so concurrent matches never oversell it. The
+    price is fixed now (a margin ad's from the fresh index) and stored on the
+    trade; both parties' verification-level limits are checked (``policy``)."""
+    policy = policy or OpeningPolicy()
     ad = get_order(session, ad_id, for_update=True)
     if ad.kind != "ad":
         raise EscrowStateError("only ads can be matched", code="not_an_ad")
@@ -263,6 +292,11 @@ def match_ad(
         )
     if amount > remaining:
         raise ValidationError(f"only {remaining} left on this ad", field="amount")
+    priced = price_at_match(session, ad=ad, now=now, policy=policy)
+    total = fiat_total(amount, priced.price, ad.currency.decimals)
+    check_trade_limits(
+        session, ad=ad, buyer=buyer, amount=amount, total=total, now=now, policy=policy
+    )
     ad.remaining_amount = remaining - amount
     if ad.remaining_amount < ad.min_amount:
         ad.status = AD_COMPLETED
@@ -274,9 +308,9 @@ def match_ad(
         crypto_currency_id=ad.crypto_currency_id,
         order_type="sell",
         amount=amount,
-        price_per_unit=ad.price_per_unit,
+        price_per_unit=priced.price,
         fiat_currency=ad.fiat_currency,
-        total_amount=fiat_total(amount, ad.price_per_unit, ad.currency.decimals),
+        total_amount=total,
         payment_method=ad.payment_method,
         payment_methods=list(ad.payment_methods),
         status=TradeStatus.AWAITING_FUNDING.value,
@@ -287,6 +321,7 @@ def match_ad(
     )
     session.add(trade)
     session.flush()
+    record_pricing(session, order=trade, priced=priced)
     return trade
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from api.deps import ChainsDep, RowId, SessionDep, UserDep
+from api.market_deps import PolicyDep
 from api.schemas import (
     AdCreate,
     CurrencyPublic,
@@ -67,9 +68,10 @@ def list_orders(
 
 @router.post("/orders", response_model=OrderPublic, status_code=201)
 def create_order(
-    body: AdCreate, session: SessionDep, chains: ChainsDep, user: UserDep
+    body: AdCreate, session: SessionDep, chains: ChainsDep, user: UserDep, policy: PolicyDep
 ) -> OrderPublic:
-    """Post an ad: a sell offer with min and max amounts per trade."""
+    """Post an ad: a sell offer with min and max amounts per trade, at a
+    fixed price or at a margin over the price index (``price_type``)."""
     currency = trades.get_currency(session, body.crypto_currency_id)
     chain = chains.get(currency.chain)
     seller_address = chain.validate_address(body.seller_address, field="seller_address")
@@ -88,7 +90,10 @@ def create_order(
             seller_address=seller_address,
             terms_and_conditions=body.terms_and_conditions,
             additional_notes=body.additional_notes,
+            price_type=body.price_type,
+            margin_bps=body.margin_bps,
         ),
+        policy=policy,
     )
     _chain_keys(chain, session, ad, seller_pubkey=body.seller_pubkey,
                 seller_refund_pubkey=body.seller_refund_pubkey)
@@ -123,7 +128,12 @@ def get_order(order_id: RowId, session: SessionDep, user: UserDep) -> OrderPubli
 
 @router.post("/orders/{order_id}/match", response_model=TradeOpened, status_code=201)
 def match(
-    order_id: RowId, body: MatchCreate, session: SessionDep, chains: ChainsDep, user: UserDep
+    order_id: RowId,
+    body: MatchCreate,
+    session: SessionDep,
+    chains: ChainsDep,
+    user: UserDep,
+    policy: PolicyDep,
 ) -> TradeOpened:
     """Take an ad: opens a trade with its escrow; the response tells the
     seller's own wallet exactly how to fund it."""
@@ -138,6 +148,7 @@ def match(
         amount=int(body.amount),
         buyer_address=buyer_address,
         now=now,
+        policy=policy,
     )
     _chain_keys(chain, session, trade, buyer_pubkey=body.buyer_pubkey)
     escrow = chain.open_escrow(

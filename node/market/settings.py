@@ -8,9 +8,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from node.market.limits import LEVELS
 from node.settings_base import Section
-
-LEVELS = ("unverified", "basic", "verified", "trusted")
 
 
 class LevelLimit(Section):
@@ -20,7 +19,7 @@ class LevelLimit(Section):
     per_24h: Decimal | None = Field(None, gt=0)
 
 
-def _default_limits() -> dict[str, LevelLimit]:
+def default_limits() -> dict[str, LevelLimit]:
     return {
         "unverified": LevelLimit(per_trade=Decimal(500), per_24h=Decimal(1000)),
         "basic": LevelLimit(per_trade=Decimal(5000), per_24h=Decimal(10_000)),
@@ -76,7 +75,7 @@ class MarketSettings(Section):
     # parties when a trade opens. None: on in production, off in dev mode.
     trade_limits_enabled: bool | None = None
     limits_fiat: str = Field("USD", pattern=r"^[A-Z]{3,8}$")
-    trade_limits: dict[str, LevelLimit] = Field(default_factory=_default_limits)
+    trade_limits: dict[str, LevelLimit] = Field(default_factory=default_limits)
 
     # Price index: sources, refresh period, how old an index may be.
     price_sources: list[PriceSourceSettings] = Field(

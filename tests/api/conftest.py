@@ -87,6 +87,10 @@ def api(evm_chain: EvmChain, pg_url: str, tmp_path: Any) -> Iterator[Api]:
         mode="production",
         data_dir=tmp_path,
         database_url=pg_url,
+        # market: a fixed payment-details key; trade limits off (these tests trade
+        # as unverified users; tests/api/test_market_limits.py switches them on)
+        market={"trade_limits_enabled": False,
+                "payment_key": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="},
         auth={"jwt_secret": "test-jwt-secret-" + "x" * 32},
         evm={
             "rpc_url": evm_chain.anvil.url,

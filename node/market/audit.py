@@ -1,0 +1,28 @@
+"""Audit records of this slice (written through the accounts slice's audit log)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from node.accounts.audit import record_audit
+from node.db.models import P2POrder, User
+
+PAYMENT_DETAILS_SHOWN = "payment_details.shown"
+
+
+def record_shown(
+    session: Session, *, viewer: User, trade: P2POrder, owner_id: int, method_ids: list[int]
+) -> None:
+    """The counterparty ``viewer`` was shown ``owner_id``'s payment details
+    for ``trade`` (in the same transaction as the showing)."""
+    record_audit(
+        session,
+        actor_id=viewer.id,
+        action=PAYMENT_DETAILS_SHOWN,
+        subject=f"trade:{trade.id}",
+        details={
+            "owner_id": owner_id,
+            "payment_method_ids": method_ids,
+            "trade_status": trade.status,
+        },
+    )

@@ -1,0 +1,174 @@
+"""Reputation rows: computed (``reputation_calc``) from the user's trades
+(``p2p_crypto_orders`` with kind 'trade'), the disputes on them and the
+escrow-derived times (paid, completed), and stored in ``p2p_user_reputation``.
+
+Recomputed for both parties when a trade ends (``trades_ended``, called where
+the escrow sync moves a trade to a final status) and by a periodic job for
+anything that hook could not see (trades ended by other chains' syncs, the
+expiry job, rulings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import or_, select, union_all
+from sqlalchemy.orm import Session
+
+from node.db.models import P2PDispute, P2POrder
+from node.db.models_market import UserReputation
+from node.market.reputation_calc import (
+    ENDED,
+    DisputeFact,
+    Reputation,
+    Rules,
+    TradeFact,
+    compute,
+)
+from node.market.verification import level_of
+
+# Session.info key under which the node puts its configured Rules
+# (``node.market.service.install``); without it the defaults apply.
+RULES_KEY = "escrowd.market.reputation_rules"
+
+
+def rules_of(session: Session) -> Rules:
+    rules = session.info.get(RULES_KEY)
+    return rules if isinstance(rules, Rules) else Rules()
+
+
+def facts(session: Session, user_id: int) -> tuple[list[TradeFact], list[DisputeFact]]:
+    trades = session.scalars(
+        select(P2POrder).where(
+            P2POrder.kind == "trade",
+            or_(P2POrder.buyer_id == user_id, P2POrder.seller_id == user_id),
+        )
+    ).all()
+    tf = [
+        TradeFact(
+            role="seller" if t.seller_id == user_id else "buyer",
+            status=t.status,
+            fiat=t.fiat_currency,
+            total=t.total_amount or Decimal(0),
+            matched_at=t.matched_at,
+            paid_at=t.paid_at,
+            completed_at=t.completed_at,
+        )
+        for t in trades
+    ]
+    role = {t.id: ("seller" if t.seller_id == user_id else "buyer") for t in trades}
+    disputes = (
+        session.scalars(select(P2PDispute).where(P2PDispute.p2p_order_id.in_(list(role)))).all()
+        if role
+        else []
+    )
+    df = [
+        DisputeFact(
+            role=role[d.p2p_order_id],
+            opened_by_user=d.initiator_user_id == user_id,
+            status=d.status,
+            buyer_bps=d.buyer_bps,
+        )
+        for d in disputes
+    ]
+    return tf, df
+
+
+def recompute(
+    session: Session, user_id: int, *, now: datetime | None = None, rules: Rules | None = None
+) -> UserReputation:
+    now = now or datetime.now(UTC)
+    trades, disputes = facts(session, user_id)
+    rep = compute(
+        trades,
+        disputes,
+        level=level_of(session, user_id),
+        now=now,
+        rules=rules or rules_of(session),
+    )
+    row = session.get(UserReputation, user_id)
+    if row is None:
+        row = UserReputation(user_id=user_id)
+        session.add(row)
+    _apply(row, rep, now)
+    session.flush()
+    return row
+
+
+def _apply(row: UserReputation, rep: Reputation, now: datetime) -> None:
+    row.total_trade_count = rep.total_trade_count
+    row.completed_trade_count = rep.completed_trade_count
+    row.trade_completion_rate = rep.trade_completion_rate
+    row.trade_volume_30d = {k: str(v) for k, v in sorted(rep.trade_volume_30d.items())}
+    row.trade_volume_90d = {k: str(v) for k, v in sorted(rep.trade_volume_90d.items())}
+    row.disputes_opened = rep.disputes_opened
+    row.disputes_won = rep.disputes_won
+    row.disputes_lost = rep.disputes_lost
+    row.median_release_s = rep.median_release_s
+    row.reputation_score = rep.reputation_score
+    row.trusted_seller = rep.trusted_seller
+    row.last_trade_at = rep.last_trade_at
+    row.computed_at = now
+
+
+def trades_ended(session: Session, order_ids: Iterable[int]) -> None:
+    """The hook: recompute both parties of each of these trades that is now
+    in a final status (others are ignored), in the caller's transaction."""
+    ids = list(order_ids)
+    if not ids:
+        return
+    users: set[int] = set()
+    for seller, buyer, status in session.execute(
+        select(P2POrder.seller_id, P2POrder.buyer_id, P2POrder.status).where(
+            P2POrder.id.in_(ids), P2POrder.kind == "trade"
+        )
+    ):
+        if status in ENDED:
+            users.update(u for u in (seller, buyer) if u is not None)
+    now = datetime.now(UTC)
+    for uid in sorted(users):
+        recompute(session, uid, now=now)
+
+
+def stale_users(session: Session, *, limit: int = 500) -> list[int]:
+    """Parties of ended trades, or of disputes, changed since their
+    reputation was last computed (or never computed), in one query."""
+    ended = sorted(ENDED)
+    touched = union_all(
+        select(P2POrder.seller_id.label("uid"), P2POrder.updated_at.label("at")).where(
+            P2POrder.kind == "trade", P2POrder.status.in_(ended)
+        ),
+        select(P2POrder.buyer_id.label("uid"), P2POrder.updated_at.label("at")).where(
+            P2POrder.kind == "trade", P2POrder.status.in_(ended)
+        ),
+        select(P2POrder.seller_id.label("uid"), P2PDispute.updated_at.label("at")).join(
+            P2PDispute, P2PDispute.p2p_order_id == P2POrder.id
+        ),
+        select(P2POrder.buyer_id.label("uid"), P2PDispute.updated_at.label("at")).join(
+            P2PDispute, P2PDispute.p2p_order_id == P2POrder.id
+        ),
+    ).subquery()
+    q = (
+        select(touched.c.uid)
+        .outerjoin(UserReputation, UserReputation.user_id == touched.c.uid)
+        .where(touched.c.uid.is_not(None))
+        .where(or_(UserReputation.computed_at.is_(None), touched.c.at > UserReputation.computed_at))
+        .distinct()
+        .order_by(touched.c.uid)
+        .limit(limit)
+    )
+    return [int(u) for u in session.scalars(q)]
+
+
+def refresh_stale(session: Session, *, now: datetime, rules: Rules | None = None) -> int:
+    users = stale_users(session)
+    for uid in users:
+        recompute(session, uid, now=now, rules=rules)
+    return len(users)
+
+
+def get_or_compute(session: Session, user_id: int) -> UserReputation:
+    row = session.get(UserReputation, user_id)
+    return row if row is not None else recompute(session, user_id)
