@@ -1,0 +1,181 @@
+"""Custody on a real anvil chain through the HTTP API: per-user deposit
+addresses, ETH deposits credited after the confirmations and reversed when a
+reorg removes them, a sweep into the hot wallet and its excess to cold, a
+withdrawal under the policy (TOTP, allow-list delay, daily limit, idempotent
+request) signed by the hot wallet and settled when confirmed, and the
+reconciliation of the ledger with the chain at every step."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pyotp
+from sqlalchemy import update
+
+from node.accounts.totp import enable_totp, setup_totp
+from node.custody.ledger import NODE_COLD, balance, check_balances
+from node.db.models import utcnow
+from node.db.models_custody import CustodyAllowedAddress
+from node.db.session import transaction
+from tests.api.custody_fixtures import *  # noqa: F403
+from tests.api.custody_fixtures import EvmCustodyApi
+
+ETH = 10**18
+P = "/api/p2p-crypto"
+
+
+def _deposit_address(api: EvmCustodyApi, who: str) -> str:
+    r = api.post(f"{P}/deposit-addresses", who, json={"asset": "ETH"})
+    assert r.status_code == 201, r.text
+    return str(r.json()["address"])
+
+
+def _send(api: EvmCustodyApi, to: str, value: int) -> str:
+    w3 = api.chain.w3
+    tx = w3.eth.send_transaction({"from": api.chain.accounts[0].address, "to": to, "value": value})
+    return str(tx.hex())
+
+
+def _reconciled(api: EvmCustodyApi) -> dict:  # type: ignore[type-arg]
+    r = api.get(f"{P}/admin/reconciliation", "admin")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"], body
+    return body
+
+
+def test_deposit_addresses_credit_after_confirmations_and_reorg_reversal(
+    evm_custody: EvmCustodyApi,
+) -> None:
+    api = evm_custody
+    addr = _deposit_address(api, "seller")
+    assert _deposit_address(api, "seller") == addr  # allocated once
+    assert _deposit_address(api, "buyer") != addr
+    listed = api.get(f"{P}/deposit-addresses", "seller").json()
+    assert [a["address"] for a in listed] == [addr] and listed[0]["path"].startswith("m/44'/60'/0'")
+    bad = api.post(f"{P}/deposit-addresses", "seller", json={"chain": "btc"})
+    assert bad.status_code == 422 and bad.json()["code"] == "chain_not_enabled"
+    assert api.post(f"{P}/deposit-addresses", "seller", json={}).status_code == 422
+    assert api.post(f"{P}/deposit-addresses", json={"asset": "ETH"}).status_code == 401
+    api.sync()
+
+    snap = api.chain.anvil.snapshot()
+    _send(api, addr, ETH)  # mined in its own block (anvil automines)
+    api.sync()
+    assert api.balances("seller") == {}  # 1 of 2 confirmations
+    api.sync(mine=1)
+    assert api.balances("seller") == {"ETH": {"available": ETH, "held": 0, "debt": 0}}
+    assert api.balances("buyer") == {}
+    _reconciled(api)
+
+    # a reorg replaces the deposit's block with empty ones: the credit is reversed
+    api.chain.anvil.revert(snap)
+    api.sync(mine=4)
+    assert api.balances("seller") == {"ETH": {"available": 0, "held": 0, "debt": 0}}
+    body = _reconciled(api)
+    assert body["lines"][0]["ledger"] == "0"
+
+
+def _enable_totp(api: EvmCustodyApi, who: str) -> pyotp.TOTP:
+    with transaction(api.node.sessions) as s:
+        setup = setup_totp(s, user_id=api.users[who], account=who, issuer="escrowd")
+        totp = pyotp.TOTP(setup.secret)
+        enable_totp(s, user_id=api.users[who], code=totp.now(), count=1)
+    return totp
+
+
+def test_sweep_withdrawal_under_policy_and_reconciliation(evm_custody: EvmCustodyApi) -> None:
+    api = evm_custody
+    w3 = api.chain.w3
+    addr = _deposit_address(api, "seller")
+    api.sync()
+    _send(api, addr, ETH)
+    api.sync(mine=2)
+    assert api.balances("seller")["ETH"]["available"] == ETH
+    assert api.get(f"{P}/admin/reconciliation", "seller").status_code == 403
+
+    # deposit address -> hot wallet, and the hot wallet's excess over 0.5 ETH -> cold
+    hot = api.svc.keys.evm_hot().address
+    cold = api.chain.accounts[5].address
+    cold_before = w3.eth.get_balance(cold)
+    api.svc.sweep_job()
+    api.sync(mine=2)
+    api.svc.sweep_job()  # settles what is confirmed
+    api.sync(mine=2)
+    api.svc.sweep_job()
+    assert w3.eth.get_balance(addr) < 10**15  # dust of the gas headroom
+    sent_cold = w3.eth.get_balance(cold) - cold_before
+    assert sent_cold > 0 and w3.eth.get_balance(hot) < 5 * 10**17
+    with api.node.sessions() as s:
+        assert -balance(s, NODE_COLD, "ETH") == sent_cold
+    body = _reconciled(api)
+    assert any(
+        line["scope"] == "cold" and line["ledger"] == str(sent_cold) for line in body["lines"]
+    )
+
+    # the policy: allow-list with a delay, TOTP, daily limit; idempotent requests
+    totp = _enable_totp(api, "seller")
+    payee = api.chain.accounts[6].address
+    r = api.post(
+        f"{P}/withdrawal-addresses", "seller", json={"chain": "evm", "address": payee.lower()}
+    )
+    assert r.status_code == 201 and r.json()["address"] == payee
+    entry_id = r.json()["id"]
+    code = totp.at(time.time() + 30)  # the next time step (enabling used this one)
+    req = {
+        "asset": "ETH",
+        "address": payee,
+        "amount": str(3 * 10**17),
+        "totp_code": code,
+        "request_key": "w-1",
+    }
+    r = api.post(f"{P}/withdrawals", "seller", json=req)
+    assert r.status_code == 403 and r.json()["code"] == "address_in_delay"
+    with transaction(api.node.sessions) as s:  # an hour passes
+        s.execute(
+            update(CustodyAllowedAddress)
+            .where(CustodyAllowedAddress.id == entry_id)
+            .values(usable_from=utcnow() - timedelta(seconds=1))
+        )
+    r = api.post(f"{P}/withdrawals", "seller", json={**req, "amount": str(6 * 10**17)})
+    assert r.status_code == 403 and r.json()["code"] == "user_daily_limit"
+    r = api.post(
+        f"{P}/withdrawals", "seller", json={**req, "address": api.chain.accounts[4].address}
+    )
+    assert r.status_code == 403 and r.json()["code"] == "address_not_allowed"
+    r = api.post(f"{P}/withdrawals", "seller", json={**req, "totp_code": "000000"})
+    assert 400 <= r.status_code < 500 and r.json()["code"].startswith("totp")
+    r = api.post(f"{P}/withdrawals", "seller", json={**req, "amount": "-1"})
+    assert r.status_code == 422
+
+    r = api.post(f"{P}/withdrawals", "seller", json=req)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    assert r.json()["status"] == "held"
+    again = api.post(f"{P}/withdrawals", "seller", json=req)
+    assert again.status_code == 200 and again.json()["id"] == wid
+    clash = api.post(f"{P}/withdrawals", "seller", json={**req, "amount": str(10**17)})
+    assert clash.status_code == 409 and clash.json()["code"] == "request_key_reused"
+    assert api.balances("seller")["ETH"] == {"available": 7 * 10**17, "held": 3 * 10**17, "debt": 0}
+
+    payee_before = w3.eth.get_balance(payee)
+    api.svc.withdrawals_job()  # signed by the hot wallet and broadcast (anvil mines it)
+    assert api.get(f"{P}/withdrawals/{wid}", "seller").json()["status"] == "broadcast"
+    api.sync(mine=2)
+    api.svc.withdrawals_job()  # confirmed: the hold is settled
+    w = api.get(f"{P}/withdrawals/{wid}", "seller").json()
+    assert w["status"] == "confirmed" and int(w["network_fee"]) > 0 and w["txid"]
+    assert w3.eth.get_balance(payee) - payee_before == 3 * 10**17
+    assert api.balances("seller")["ETH"] == {"available": 7 * 10**17, "held": 0, "debt": 0}
+    assert api.get(f"{P}/withdrawals/{wid}", "buyer").status_code == 404
+    assert api.get(f"{P}/withdrawals/{wid}").status_code == 401
+    assert [x["id"] for x in api.get(f"{P}/withdrawals", "seller").json()] == [wid]
+    assert api.get(f"{P}/withdrawals", "buyer").json() == []
+    _reconciled(api)
+    with api.node.sessions() as s:
+        assert check_balances(s) == []
+
+    assert api.delete(f"{P}/withdrawal-addresses/{entry_id}", "buyer").status_code == 404
+    assert api.delete(f"{P}/withdrawal-addresses/{entry_id}", "seller").status_code == 204
+    assert api.get(f"{P}/withdrawal-addresses", "seller").json() == []
