@@ -270,6 +270,58 @@ def test_follows_new_heads_over_websocket(
     assert not t.is_alive()
 
 
+def _header_of(c: EvmChain, number: int) -> Any:
+    from node.chains.base import BlockHeader
+
+    b = c.w3.eth.get_block(number)
+    return BlockHeader(number, "0x" + bytes(b["hash"]).hex(),
+                       "0x" + bytes(b["parentHash"]).hex(), int(b["timestamp"]))
+
+
+def test_announced_head_spares_round_trips_and_indexes_the_same(
+    evm_chain: EvmChain, sessions: sessionmaker[Session]
+) -> None:
+    """A step given the websocket's header of the next block reads only its
+    logs (one round trip), and stores exactly what a plain step would."""
+    c = evm_chain
+    rec = Recorder()
+    w = make_watcher(c, sessions, rec, confirmations=1)
+    w.sync()
+    key = c.open_native(make_ref(23))
+    n = c.anvil.block_number()
+    calls: list[str] = []
+    real = w.adapter.rpc.call, w.adapter.rpc.batch
+    w.adapter.rpc.call = lambda m, *a: (calls.append(m), real[0](m, *a))[1]  # type: ignore[method-assign]
+    w.adapter.rpc.batch = lambda reqs: (calls.append("batch"), real[1](reqs))[1]  # type: ignore[method-assign]
+    r = w.step(_header_of(c, n))
+    assert calls == ["eth_getLogs"]
+    assert r.head == n and r.events == 1 and rec.keys() == {key}
+    with sessions() as s:
+        stored = s.execute(select(ChainBlock.hash).where(ChainBlock.number == n)).scalar_one()
+    assert stored == _header_of(c, n).hash
+
+
+def test_announced_head_from_a_dropped_branch_is_not_trusted(
+    evm_chain: EvmChain, sessions: sessionmaker[Session]
+) -> None:
+    """A header announced for a block that a reorg replaced: its logs do not
+    match it, the step is retried the long way, nothing wrong is stored."""
+    c = evm_chain
+    rec = Recorder()
+    w = make_watcher(c, sessions, rec, confirmations=1)
+    w.sync()
+    snap = c.anvil.snapshot()
+    c.open_native(make_ref(24))
+    stale = _header_of(c, c.anvil.block_number())
+    c.anvil.revert(snap)
+    key = c.open_native(make_ref(25))  # another block at the same height
+    r = w.step(stale)
+    assert r.retried
+    r = w.sync()
+    assert rec.keys() == {key}
+    assert [e.name for e in events_of(sessions, key)] == ["Opened"]
+
+
 def test_follows_by_polling_without_websocket(
     evm_chain: EvmChain, sessions: sessionmaker[Session]
 ) -> None:

@@ -241,6 +241,7 @@ class WsHeadSubscription:
         self._stop = threading.Event()
         self._conn: Any = None
         self.connected = threading.Event()
+        self.latest: BlockHeader | None = None
         self._thread = threading.Thread(target=self._run, name="evm-newheads", daemon=True)
         self._thread.start()
 
@@ -256,7 +257,8 @@ class WsHeadSubscription:
                                           "params": ["newHeads"]}).decode())
                     self.connected.set()
                     backoff = 0.2
-                    for _message in ws:
+                    for message in ws:
+                        self._note(message)
                         self._event.set()
                         if self._stop.is_set():
                             break
@@ -269,6 +271,16 @@ class WsHeadSubscription:
                 self._conn = None
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)
+
+    def _note(self, message: str | bytes) -> None:
+        """Keep the newest head the subscription announced (its header spares
+        the watcher two round trips on the common path)."""
+        try:
+            head = orjson.loads(message)["params"]["result"]
+            header = _header(head)
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
+            return  # the subscription's own reply, or something unexpected
+        self.latest = header
 
     def wait(self, timeout: float) -> bool:
         fired = self._event.wait(timeout)
