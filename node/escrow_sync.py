@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from node.changes import note_trades_changed
 from node.db.models import ChainEvent, P2PEscrow, P2POrder
 from node.domain.escrow import (
     ChainState,
@@ -24,6 +25,7 @@ from node.domain.escrow import (
     fold_events,
     trade_status,
 )
+from node.events.outbox import emit_trade_event
 from node.market.reputation import trades_ended
 
 
@@ -126,8 +128,11 @@ def refresh_escrows(
             else (escrow.refunded_at if view.state is ChainState.REFUNDED else None)
         )
         if order.status != status.value:
+            previous = order.status
             order.status = status.value
             changed.append(order.id)
+            emit_trade_event(session, order, f"trade.{status.value}",
+                             {"from": previous, "chain": chain, "tx": escrow.crypto_transaction_id})
         order.crypto_transaction_id = escrow.crypto_transaction_id
         if status in (TradeStatus.COMPLETED, TradeStatus.RESOLVED, TradeStatus.REFUNDED):
             order.completed_at = order.completed_at or now
@@ -135,5 +140,6 @@ def refresh_escrows(
             order.completed_at = None
         if status is TradeStatus.PAID or view.state is ChainState.PAID:
             order.paid_at = order.paid_at or now
+    note_trades_changed(session, changed)
     trades_ended(session, changed)  # reputation of both parties, if now final
     return changed
