@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.deps import ChainsDep, RowId, SessionDep, UserDep
@@ -27,9 +29,11 @@ from api.schemas import (
 from api.views import dispute_public, order_public, sign_payload, submitted_public
 from node import trades
 from node.chain_trades import ChainRegistry
+from node.changes import hub, start_listener
 from node.db.models import P2POrder, User
 from node.domain.escrow import Action, Role, check_action, role_of
 from node.errors import PermissionDeniedError, ValidationError
+from node.events.outbox import emit_trade_event
 
 router = APIRouter(prefix="/api/p2p-crypto", tags=["p2p"])
 
@@ -118,12 +122,55 @@ def my_orders(session: SessionDep, user: UserDep, limit: Limit = 50, offset: Off
     return Page(data=[order_public(o) for o in rows], total=total, limit=limit, offset=offset)
 
 
+# Requests holding a long-poll at once (each holds a worker thread; beyond
+# this a long-poll answers at once, as a plain read).
+LONG_POLLS = threading.BoundedSemaphore(16)
+
+
 @router.get("/orders/{order_id}", response_model=OrderPublic)
-def get_order(order_id: RowId, session: SessionDep, user: UserDep) -> OrderPublic:
-    order = trades.get_order(session, order_id)
-    if order.kind == "trade":
-        trades.get_trade_for(session, order_id, user, order=order)
-    return order_public(order)
+def get_order(
+    order_id: RowId,
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    wait: Annotated[float, Query(ge=0, le=30, description=(
+        "long-poll: with `if_status`, hold the request up to this many seconds "
+        "while the order's status is still `if_status`; answers the moment it changes"
+    ))] = 0,
+    if_status: Annotated[str | None, Query(max_length=32)] = None,
+) -> OrderPublic:
+    polling = wait > 0 and if_status is not None
+    seen = hub.watch(order_id) if polling else 0
+    try:
+        order = trades.get_order(session, order_id)
+        if order.kind == "trade":
+            trades.get_trade_for(session, order_id, user, order=order)
+        if not polling or order.status != if_status or not LONG_POLLS.acquire(blocking=False):
+            return order_public(order)
+        try:
+            factory = request.app.state.sessions
+            # changes committed by other processes (a fleet's watcher) arrive
+            # by LISTEN; this process' own by the hub directly
+            start_listener(factory.kw["bind"].url.render_as_string(hide_password=False))
+            session.commit()  # give the connection back while waiting
+            deadline = time.monotonic() + wait
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                changed = hub.wait(order_id, seen, min(left, 1.0))
+                seen = hub.version(order_id)
+                with factory() as fresh:
+                    order = trades.get_order(fresh, order_id)
+                    if changed or order.status != if_status:
+                        return order_public(order)
+            with factory() as fresh:
+                return order_public(trades.get_order(fresh, order_id))
+        finally:
+            LONG_POLLS.release()
+    finally:
+        if polling:
+            hub.unwatch(order_id)
 
 
 @router.post("/orders/{order_id}/match", response_model=TradeOpened, status_code=201)
@@ -155,6 +202,8 @@ def match(
         session, trade=trade, currency=ad.currency, arbitrator_address=None, now=now
     )
     session.refresh(trade)
+    emit_trade_event(session, trade, "trade.opened",
+                     {"amount": str(trade.amount), "chain": escrow.chain}, now=now)
     return TradeOpened(
         order=order_public(trade), funding=chain.funding_instructions(escrow, ad.currency)
     )
@@ -266,7 +315,12 @@ _action_route(
 
 @router.post("/orders/{order_id}/dispute", response_model=DisputeOpened, status_code=201)
 def dispute(
-    order_id: RowId, body: DisputeCreate, session: SessionDep, chains: ChainsDep, user: UserDep
+    order_id: RowId,
+    body: DisputeCreate,
+    request: Request,
+    session: SessionDep,
+    chains: ChainsDep,
+    user: UserDep,
 ) -> DisputeOpened:
     """Open a dispute: recorded at once; on chain it needs the party's signed
     DISPUTE (returned to sign when no signature is given)."""
@@ -280,6 +334,7 @@ def dispute(
         dispute_type=body.dispute_type,
         description=body.description,
         evidence=list(body.evidence),
+        settings=request.app.state.settings.disputes,
     )
     chain_part = _party_action(
         session=session,
