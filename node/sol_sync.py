@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.db.models import P2PEscrow, P2POrder, SolEscrow, SolMovement
+from node.db.models import P2PEscrow, P2POrder, SolEscrow, SolMovement, SolPayout
 from node.domain.escrow import ChainState, TradeStatus
 from node.domain.sol_escrow import (
     Movement,
@@ -79,6 +79,19 @@ def view_of(session: Session, sol: SolEscrow, escrow: P2PEscrow) -> SolEscrowVie
     return fold(terms_of(sol, escrow), observation_of(sol), movements_of(session, sol), facts)
 
 
+def _ruled_bps(session: Session, sol: SolEscrow, payout_tx: str | None) -> int | None:
+    """The split the landed payout implements, as ruled: the chain shows only
+    amounts, and bps derived from them round down (a 25% split of 100.000003
+    tokens pays 25.000000, which is 2499 bps of the whole)."""
+    if payout_tx is None:
+        return None
+    return session.scalar(
+        select(SolPayout.buyer_bps).where(SolPayout.sol_escrow_id == sol.id,
+                                          SolPayout.tx_signature == payout_tx,
+                                          SolPayout.action == "split")
+    )
+
+
 def refresh_one(session: Session, sol: SolEscrow) -> bool:
     """Recompute one escrow; True if its trade's status changed."""
     escrow = session.get(P2PEscrow, sol.p2p_escrow_id)
@@ -104,7 +117,10 @@ def refresh_one(session: Session, sol: SolEscrow) -> bool:
     escrow.funded_block = view.funded_block
     escrow.payment_deadline = escrow.deadline
     escrow.payout_tx = view.payout_tx
-    escrow.buyer_bps = view.buyer_bps
+    escrow.buyer_bps = _ruled_bps(session, sol, view.payout_tx) if (
+        view.state is ChainState.RESOLVED) else view.buyer_bps
+    if escrow.buyer_bps is None:
+        escrow.buyer_bps = view.buyer_bps
     escrow.crypto_transaction_id = view.payout_tx or view.funded_tx
     escrow.released_at = (
         (escrow.released_at or now) if view.state is ChainState.RELEASED else None
