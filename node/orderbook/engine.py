@@ -373,6 +373,12 @@ class Engine:
     def now(self) -> int:
         return self._now
 
+    @property
+    def next_expiry(self) -> int | None:
+        """The earliest GTD expiry scheduled (possibly of an order already done:
+        a ``Tick`` at that time then simply drops it), or None."""
+        return self._expiry[0][0] if self._expiry else None
+
     def best_bid(self) -> int | None:
         key = self._top(0)
         return None if key is None else -key
