@@ -9,6 +9,7 @@ node's ``CustodyService`` by its session factory (``service_for``)."""
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,9 @@ class CustodyService:
     evm_tokens: dict[str, str] = field(default_factory=dict)  # symbol -> token address
     btc_rpc: BitcoinRpc | None = None
     watchers: list[Any] = field(default_factory=list)
+    # One sender at a time from the hot wallet (withdrawals and cold sweeps run
+    # as separate jobs): its pending nonce is read, signed and sent under it.
+    hot_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def chains(self) -> list[str]:

@@ -113,6 +113,27 @@ def _send(
     max_fee: int,
     tip: int,
 ) -> str:
+    if kind == "to_cold":  # from the hot wallet: one sender at a time
+        with svc.hot_lock:
+            return _send_locked(
+                svc, kind=kind, path=path, src=src, dst=dst, amount=amount, max_fee=max_fee, tip=tip
+            )
+    return _send_locked(
+        svc, kind=kind, path=path, src=src, dst=dst, amount=amount, max_fee=max_fee, tip=tip
+    )
+
+
+def _send_locked(
+    svc: CustodyService,
+    *,
+    kind: str,
+    path: str,
+    src: str,
+    dst: str,
+    amount: int,
+    max_fee: int,
+    tip: int,
+) -> str:
     evm = svc.evm
     assert evm is not None
     tx = {

@@ -303,6 +303,11 @@ def _token_balance(svc: CustodyService, token: str, holder: str) -> int:
 
 
 def _sign_and_send(svc: CustodyService, wid: int) -> str:
+    with svc.hot_lock:
+        return _sign_and_send_locked(svc, wid)
+
+
+def _sign_and_send_locked(svc: CustodyService, wid: int) -> str:
     evm = svc.evm
     assert evm is not None
     hot = svc.keys.evm_hot()
@@ -362,7 +367,12 @@ def _settle(svc: CustodyService, wid: int) -> str:
                 try:  # dropped from the mempool (or never sent): the same bytes again
                     evm.broadcast(bytes.fromhex(w.raw_tx))
                 except ChainError as exc:
-                    log.warning("withdrawal %d re-broadcast failed: %s", w.id, exc.message)
+                    if exc.code == "rpc_unreachable":
+                        return "retry"
+                    # Refused (e.g. its nonce was used by another transaction)
+                    # and not mined: it never will be. Release the funds.
+                    _fail(s, w, f"re-broadcast refused by the chain: {exc.message}")
+                    return "failed"
             return "pending"
         mined = int(rcpt["blockNumber"], 16)
         if evm.head() - mined + 1 < svc.settings.evm.confirmations:

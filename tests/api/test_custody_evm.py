@@ -62,19 +62,30 @@ def test_deposit_addresses_credit_after_confirmations_and_reorg_reversal(
 
     snap = api.chain.anvil.snapshot()
     _send(api, addr, ETH)  # mined in its own block (anvil automines)
+    tusd = api.chain.token("TUSD")
+    tusd.functions.transfer(addr, 5 * ETH).transact({"from": api.chain.accounts[1].address})
     api.sync()
-    assert api.balances("seller") == {}  # 1 of 2 confirmations
-    api.sync(mine=1)
+    # the ETH block has 2 confirmations (the token transfer mined another), TUSD's 1 of 2
     assert api.balances("seller") == {"ETH": {"available": ETH, "held": 0, "debt": 0}}
+    api.sync(mine=1)
+    assert api.balances("seller") == {
+        "ETH": {"available": ETH, "held": 0, "debt": 0},
+        "TUSD": {"available": 5 * ETH, "held": 0, "debt": 0},
+    }
     assert api.balances("buyer") == {}
-    _reconciled(api)
+    body = _reconciled(api)
+    assert {(x["asset"], x["ledger"]) for x in body["lines"]} >= {
+        ("ETH", str(ETH)),
+        ("TUSD", str(5 * ETH)),
+    }
 
-    # a reorg replaces the deposit's block with empty ones: the credit is reversed
+    # a reorg replaces the deposits' blocks with empty ones: the credits are reversed
     api.chain.anvil.revert(snap)
     api.sync(mine=4)
-    assert api.balances("seller") == {"ETH": {"available": 0, "held": 0, "debt": 0}}
+    zero = {"available": 0, "held": 0, "debt": 0}
+    assert api.balances("seller") == {"ETH": zero, "TUSD": zero}
     body = _reconciled(api)
-    assert body["lines"][0]["ledger"] == "0"
+    assert {x["ledger"] for x in body["lines"]} == {"0"}
 
 
 def _enable_totp(api: EvmCustodyApi, who: str) -> pyotp.TOTP:
@@ -179,3 +190,53 @@ def test_sweep_withdrawal_under_policy_and_reconciliation(evm_custody: EvmCustod
     assert api.delete(f"{P}/withdrawal-addresses/{entry_id}", "buyer").status_code == 404
     assert api.delete(f"{P}/withdrawal-addresses/{entry_id}", "seller").status_code == 204
     assert api.get(f"{P}/withdrawal-addresses", "seller").json() == []
+
+
+def test_withdrawal_refused_by_the_chain_releases_the_hold(evm_custody: EvmCustodyApi) -> None:
+    """A signed withdrawal whose transaction can never be mined (dropped, and
+    its nonce used by another) is failed and its hold released."""
+    api = evm_custody
+    anvil = api.chain.anvil
+    addr = _deposit_address(api, "seller")
+    api.sync()
+    _send(api, addr, ETH)
+    api.sync(mine=2)
+    api.svc.sweep_job()
+    api.sync(mine=2)
+    api.svc.sweep_job()
+    totp = _enable_totp(api, "seller")
+    payee = api.chain.accounts[6].address
+    r = api.post(f"{P}/withdrawal-addresses", "seller", json={"chain": "evm", "address": payee})
+    with transaction(api.node.sessions) as s:
+        s.execute(
+            update(CustodyAllowedAddress)
+            .where(CustodyAllowedAddress.id == r.json()["id"])
+            .values(usable_from=utcnow())
+        )
+    req = {
+        "asset": "ETH",
+        "address": payee,
+        "amount": str(2 * 10**17),
+        "totp_code": totp.at(time.time() + 30),
+        "request_key": "w-fail",
+    }
+    r = api.post(f"{P}/withdrawals", "seller", json=req)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+
+    anvil.rpc("evm_setAutomine", False)
+    try:
+        api.svc.withdrawals_job()
+        w = api.get(f"{P}/withdrawals/{wid}", "seller").json()
+        assert w["status"] == "broadcast"
+        hot = api.svc.keys.evm_hot().address
+        anvil.rpc("anvil_dropTransaction", w["txid"])
+        nonce = int(anvil.rpc("eth_getTransactionCount", hot, "latest"), 16)
+        anvil.rpc("anvil_setNonce", hot, hex(nonce + 1))
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+    api.svc.withdrawals_job()
+    w = api.get(f"{P}/withdrawals/{wid}", "seller").json()
+    assert w["status"] == "failed" and "refused" in w["error"]
+    assert api.balances("seller")["ETH"] == {"available": ETH, "held": 0, "debt": 0}
+    _reconciled(api)
