@@ -19,6 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from node.db.models import CryptoCurrency, P2PDispute, P2PEscrow, P2POrder, User
+from node.disputes.cases import open_case
+from node.disputes.settings import DisputeSettings
 from node.domain.escrow import FINAL_TRADE_STATUSES, TradeStatus
 from node.errors import (
     AuthenticationError,
@@ -27,6 +29,7 @@ from node.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from node.events.outbox import emit_trade_event
 from node.market.opening import (
     OpeningPolicy,
     check_trade_limits,
@@ -345,6 +348,7 @@ def cancel_order(session: Session, *, order: P2POrder, user: User, now: datetime
     order.status = TradeStatus.CANCELLED.value
     order.cancelled_at = now
     _give_back_to_ad(session, order)
+    emit_trade_event(session, order, "trade.cancelled", {"by_user_id": user.id}, now=now)
     return order
 
 
@@ -377,6 +381,7 @@ def expire_unfunded(session: Session, *, now: datetime, funding_window_s: int) -
             t.cancelled_at = now
             _give_back_to_ad(session, t)
             expired.append(t.id)
+            emit_trade_event(session, t, "trade.expired", now=now)
     return expired
 
 
@@ -391,7 +396,10 @@ def open_dispute(
     dispute_type: str,
     description: str,
     evidence: list[Any],
+    settings: DisputeSettings | None = None,
 ) -> P2PDispute:
+    """Open a dispute (or return the open one): its case gets deadlines and
+    an arbitrator (``node.disputes.cases``), and a trade event is emitted."""
     if user.id not in (trade.seller_id, trade.buyer_id):
         raise NotFoundError(f"no order {trade.id}", order_id=trade.id)
     if TradeStatus(trade.status) in FINAL_TRADE_STATUSES:
@@ -411,6 +419,7 @@ def open_dispute(
     )
     session.add(dispute)
     session.flush()
+    open_case(session, dispute=dispute, trade=trade, cfg=settings or DisputeSettings())
     return dispute
 
 

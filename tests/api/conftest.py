@@ -92,6 +92,7 @@ def api(evm_chain: EvmChain, pg_url: str, tmp_path: Any) -> Iterator[Api]:
         market={"trade_limits_enabled": False,
                 "payment_key": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="},
         auth={"jwt_secret": "test-jwt-secret-" + "x" * 32},
+        disputes={"allow_unsigned_rulings": True},  # API-token arbitrator
         evm={
             "rpc_url": evm_chain.anvil.url,
             "chain_id": dep.chain_id,

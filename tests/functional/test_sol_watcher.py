@@ -120,6 +120,7 @@ def make_sol_node(chain: SolanaLocal, pg_url: str, tmp_path: Path, **sol: Any) -
     settings = load_settings(
         mode="production", data_dir=tmp_path, database_url=pg_url,
         auth={"jwt_secret": "test-jwt-secret-" + "x" * 32},
+        disputes={"allow_unsigned_rulings": True},  # API-token arbitrator
         evm={"enabled": False},
         sol={"enabled": True, "rpc_url": chain.url, "agent_key": str(agent),
              "fee_payer_key": str(fee_payer), "commitment": "finalized", **sol},
