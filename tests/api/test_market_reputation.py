@@ -1,0 +1,83 @@
+"""Reputation on a real node (anvil + PostgreSQL): a trade released on chain
+updates both parties' reputation in the watcher's transaction (the
+escrow-sync hook, before anyone asks); the backstop job catches what the hook
+cannot see (here, a ruling recorded directly); own and public views."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from node.db.models import P2PDispute, P2POrder
+from node.db.models_market import UserReputation
+from node.db.session import transaction
+from node.market.service import refresh_reputation
+from tests.api.conftest import Api
+from tests.api.market_fixtures import *  # noqa: F403
+from tests.api.market_fixtures import user_id
+from tests.api.test_api_p2p_orders import act, funded_trade, match, post_ad
+
+
+def test_released_trade_updates_both_parties_at_once(api: Api) -> None:
+    t = funded_trade(api)
+    act(api, t, "payment", "buyer")
+    api.sync()
+    act(api, t, "release-escrow", "seller")
+    api.sync()
+    seller, buyer = user_id(api, "seller"), user_id(api, "buyer")
+    with transaction(api.node.sessions) as s:
+        rows = {r.user_id: r for r in s.scalars(select(UserReputation))}
+        assert set(rows) == {seller, buyer}  # computed by the hook, nobody asked yet
+        assert rows[seller].completed_trade_count == 1
+        assert rows[seller].trade_volume_30d == {"EUR": "3150.50000000"}
+        assert rows[seller].median_release_s is not None
+        assert rows[buyer].median_release_s is None  # release time is the seller's
+
+    mine = api.get("/api/p2p-crypto/reputation", "seller").json()
+    assert mine["total_trade_count"] == 1 and mine["trade_completion_rate"] == "1.0000"
+    assert mine["trade_volume_90d"] == {"EUR": "3150.50000000"}
+    assert mine["trusted_seller"] is False  # one trade, unverified
+    assert mine["reputation_score"] == "0.45"  # 5 * 1.0 * 1 / 11
+    profile = api.get(f"/api/p2p-crypto/users/{buyer}/profile").json()  # no sign-in needed
+    assert profile["username"] == "buyer" and profile["completed_trade_count"] == 1
+    assert profile["verification_level"] == "unverified"
+    assert api.get("/api/p2p-crypto/reputation").status_code == 401
+    assert api.get("/api/p2p-crypto/users/999999/profile").status_code == 404
+    assert api.get("/api/p2p-crypto/users/0/profile").status_code == 422
+
+
+def test_backstop_job_counts_disputes_and_expired_trades(api: Api) -> None:
+    ad = post_ad(api).json()
+    won = match(api, ad["id"]).json()["order"]["id"]
+    expired = match(api, ad["id"]).json()["order"]["id"]
+    buyer = user_id(api, "buyer")
+    now = datetime.now(UTC)
+    with transaction(api.node.sessions) as s:
+        # a ruling 70/30 for the buyer, recorded as the disputes slice does
+        trade = s.get(P2POrder, won)
+        assert trade is not None
+        trade.status, trade.completed_at = "resolved", now
+        s.add(
+            P2PDispute(
+                p2p_order_id=won,
+                initiator_user_id=buyer,
+                dispute_type="not_paid",
+                description="x",
+                status="resolved",
+                buyer_bps=7000,
+                resolved_at=now,
+            )
+        )
+        late = s.get(P2POrder, expired)
+        assert late is not None
+        late.status, late.matched_at = "expired", now - timedelta(hours=2)
+    assert refresh_reputation(api.node) == 2
+    assert refresh_reputation(api.node) == 0  # nothing changed since
+    got = {who: api.get("/api/p2p-crypto/reputation", who).json() for who in ("seller", "buyer")}
+    assert (got["buyer"]["disputes_opened"], got["buyer"]["disputes_won"]) == (1, 1)
+    assert (got["seller"]["disputes_lost"], got["seller"]["disputes_opened"]) == (1, 0)
+    # the seller's never-funded trade counts against them, not the buyer
+    assert got["seller"]["trade_completion_rate"] == "0.0000"
+    assert got["buyer"]["trade_completion_rate"] == "0.0000"  # resolved, not completed
+    assert got["seller"]["total_trade_count"] == 2 and got["seller"]["reputation_score"] == "0.00"
