@@ -214,7 +214,7 @@ class TradingService:
         if refused is not None:
             raise OrderNotOpenError(
                 f"order {order_id} is {row.status}", code=refused, order_id=order_id,
-                status=row.status,
+                order_status=row.status,
             )
         return row
 
@@ -396,7 +396,7 @@ class TradingService:
                     raise ReplayMismatchError(f"log of pair {pair_id} has a gap at {row_seq}")
                 for ev in book.engine.apply(decode(kind, data)):
                     if type(ev) is Fill:
-                        messages.append(fill_message(pair_id, ev))
+                        messages.append(fill_message(pair_id, row_seq, ev))
                 book.seq = row_seq
         return book
 

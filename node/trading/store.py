@@ -67,9 +67,10 @@ def post_ledger(session: Session, *, pair_id: int, seq: int, entries: list[Entry
             post_entry(session, ref=f"trading:{pair_id}:{seq}:{n}", kind=kind, legs=legs)
 
 
-def fill_message(pair_id: int, f: Fill) -> dict[str, Any]:
+def fill_message(pair_id: int, seq: int, f: Fill) -> dict[str, Any]:
     return {
-        "type": "trade", "pair_id": pair_id, "trade_id": f.trade_id, "price": str(f.price),
+        "type": "trade", "pair_id": pair_id, "seq": seq, "trade_id": f.trade_id,
+        "price": str(f.price),
         "quantity": str(f.quantity), "quote_amount": str(f.quote_amount),
         "taker_side": f.taker_side.value, "ts": f.ts,
     }
@@ -115,7 +116,7 @@ def record_events(
                 r.executed_quantity += f.quantity
                 r.executed_quote += f.quote_amount
                 r.fee += fee
-            trades.append(fill_message(pair_id, f))
+            trades.append(fill_message(pair_id, seq, f))
         elif kind is OrderAccepted:
             a: OrderAccepted = ev  # type: ignore[assignment]
             r = row(a.order_id)
