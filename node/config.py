@@ -168,6 +168,9 @@ class SolSettings(Section):
     tokens: list[dict[str, str | int]] = Field(default_factory=list)
     payment_window_s: int = Field(1800, ge=60)
     release_window_s: int = Field(86_400, ge=60)
+    # A human arbitrator's Solana wallet (base58 public key) for new escrows'
+    # arbitrator slot; None: the node's agent key arbitrates.
+    arbitrator_address: str | None = None
     # dev mode's local chain: slot length and finality depth
     dev_slot_ms: int = Field(100, ge=10, le=2000)
     dev_finality_slots: int = Field(32, ge=1, le=1000)

@@ -19,7 +19,7 @@ from solders.keypair import Keypair
 from node.chains.sol.client import SolClient
 from node.chains.sol.watcher import SolWatcher
 from node.db.session import transaction
-from node.errors import ConfigError
+from node.errors import ConfigError, ValidationError
 from node.runtime import Node
 from node.sol_sync import refresh_sol_escrows
 from node.sol_trades import SolToken, SolTradeChain
@@ -88,7 +88,15 @@ def setup_sol(node: Node) -> None:
             agent=SoftwareSigner(agent), fee_payer=SoftwareSigner(fee_payer),
             tokens=tuple(tokens), payment_window_s=cfg.payment_window_s,
             release_window_s=cfg.release_window_s, commitment=cfg.commitment,
+            arbitrator=cfg.arbitrator_address,
         )
+        if cfg.arbitrator_address is not None:
+            try:
+                chain.validate_address(cfg.arbitrator_address, field="arbitrator_address")
+            except ValidationError as exc:
+                raise ConfigError(f"sol.arbitrator_address: {exc.message}") from None
+            if cfg.arbitrator_address == chain.agent_address:
+                raise ConfigError("sol.arbitrator_address is the agent's key: leave it unset")
         node.chains.register(chain)
         with transaction(node.sessions) as session:
             for spec in chain.currencies():

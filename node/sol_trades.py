@@ -22,6 +22,14 @@ How each party action maps on Solana (no program, so no on-chain "paid" or
 * A ruling (``agent_rule``): the agent signs the ruled payout at once (under the
   journal); the party who receives the larger share co-signs it through
   ``/api/sol/orders/{id}/payout``.
+* A human arbitrator (the escrow's arbitrator slot holds a person's wallet,
+  ``sol.arbitrator_address``; the agent signs nothing for such an escrow): a
+  ruling renders the ruled payout unsigned; the arbitrator fetches it
+  (``GET /api/sol/orders/{id}/payout``) and posts their partial signature
+  (``POST``, as traders do), then the party who receives the larger share
+  co-signs. Cooperative payouts need both parties: release = seller + buyer,
+  cancel = buyer + seller; the seller's reclaim = seller + arbitrator. A
+  partially signed payout is kept until the last co-signer signs.
 
 Blockhash expiry: a rendering is valid until its ``last_valid_block_height``.
 A signature for an expired rendering is refused with 409 ``blockhash_expired``
@@ -146,6 +154,7 @@ class SolTradeChain:
         payment_window_s: int = 1800,
         release_window_s: int = 86_400,
         commitment: str = "finalized",
+        arbitrator: str | None = None,
     ) -> None:
         self.client = client
         self.sessions = sessions
@@ -158,6 +167,8 @@ class SolTradeChain:
         self.payment_window_s = payment_window_s
         self.release_window_s = release_window_s
         self.commitment = Commitment(commitment)
+        # a human arbitrator's wallet for new escrows (None: the agent arbitrates)
+        self.default_arbitrator = arbitrator
 
     @property
     def agent_address(self) -> str:
@@ -205,7 +216,7 @@ class SolTradeChain:
         assert trade.seller_address and trade.buyer_address
         seller = self.validate_address(trade.seller_address, field="seller_address")
         buyer = self.validate_address(trade.buyer_address, field="buyer_address")
-        arbitrator = arbitrator_address or self.agent_address
+        arbitrator = arbitrator_address or self.default_arbitrator or self.agent_address
         if len({seller, buyer, arbitrator}) != 3:
             raise ValidationError("seller, buyer and arbitrator keys must all differ",
                                   field="buyer_address")
@@ -344,7 +355,18 @@ class SolTradeChain:
         a, b = payout.cosigners.split(",")
         return self._intent(sol, escrow, PayoutAction(payout.action), (a, b), payout.buyer_bps)
 
+    def human_arbitrated(self, escrow: P2PEscrow) -> bool:
+        """The arbitrator slot holds a person's wallet, not the node's agent."""
+        return escrow.arbitrator_address != self.agent_address
+
     def _party_intent(self, sol: SolEscrow, escrow: P2PEscrow, action: Action) -> PayoutIntent:
+        if self.human_arbitrated(escrow) and action in (Action.RELEASE, Action.CANCEL):
+            # no agent to co-sign: the other party does (the arbitrator rules disputes)
+            return self._intent(
+                sol, escrow,
+                PayoutAction.RELEASE if action is Action.RELEASE else PayoutAction.REFUND,
+                (escrow.seller_address, escrow.buyer_address) if action is Action.RELEASE
+                else (escrow.buyer_address, escrow.seller_address))
         if action is Action.RELEASE:
             return self._intent(sol, escrow, PayoutAction.RELEASE,
                                 (escrow.seller_address, escrow.arbitrator_address))
@@ -550,6 +572,8 @@ class SolTradeChain:
     def _precheck(self, session: Session, sol: SolEscrow, escrow: P2PEscrow, action: Action,
                   intent: PayoutIntent) -> None:
         """Would the agent co-sign once the party has signed? Say no before they sign."""
+        if self.human_arbitrated(escrow):
+            return  # the agent signs nothing here: the co-signers decide
         state = self._policy_state(session, sol, escrow,
                                    confirmed_release=action is Action.RELEASE,
                                    buyer_cancelled=action is Action.CANCEL)
@@ -586,6 +610,9 @@ class SolTradeChain:
             return Pubkey.from_string(escrow.seller_address)
         if user.id == order.buyer_id:
             return Pubkey.from_string(escrow.buyer_address)
+        if user.role == "arbitrator" and self.human_arbitrated(escrow):
+            # the arbitrator's wallet: only its key's signature verifies
+            return Pubkey.from_string(escrow.arbitrator_address)
         raise PermissionDeniedError("only the trade's parties sign for it", code="wrong_party")
 
     def _record_fact(self, session: Session, sol: SolEscrow, escrow: P2PEscrow, action: Action,
@@ -649,8 +676,9 @@ class SolTradeChain:
                 return None
         elif not self._expired(payout):
             return payout
-        had_agent = self._agent.pubkey() not in missing_signers(
-            decode_transaction(payout.transaction))
+        old = decode_transaction(payout.transaction)
+        had_agent = (self._agent.pubkey() in required_signers(old)
+                     and self._agent.pubkey() not in missing_signers(old))
         intent = self._intent_of(sol, escrow, payout)
         tx, blockhash, last_valid = self._build(intent)
         if had_agent:
@@ -709,6 +737,13 @@ class SolTradeChain:
             state = self._policy_state(session, sol, escrow, confirmed_release=seller_signed,
                                        buyer_cancelled=buyer_cancelled)
             tx = self._agent_sign(sol, self._intent_of(sol, escrow, payout), tx, state)
+        waiting = [k for k in missing_signers(tx) if k != self._fee_payer.pubkey()]
+        if waiting:
+            # a co-signer other than the agent has yet to sign (human arbitrator,
+            # or the other party): keep the partially signed payout for them
+            payout.transaction = encode_transaction(tx)
+            return Submitted(kind="sol_payout", ref=str(payout.id),
+                             status="awaiting_party_signature")
         return self._submit(payout, tx)
 
     def agent_rule(
@@ -721,13 +756,11 @@ class SolTradeChain:
     ) -> Submitted:
         """The agent signs the ruled payout now (journal); the party receiving
         the larger share co-signs it (``/api/sol/orders/{id}/payout``)."""
-        if escrow.arbitrator_address != self.agent_address:
-            raise ValidationError(
-                "this escrow's arbitrator is a person's wallet: they co-sign the payout "
-                "themselves", code="not_agent_arbitrated")
         sol = self._sol(session, escrow)
         ruling = _ruling(buyer_bps)
         party = escrow.buyer_address if buyer_bps >= 5000 else escrow.seller_address
+        if self.human_arbitrated(escrow):
+            return self._render_ruling(session, sol, escrow, ruling, party)
         intent = self._intent(sol, escrow, ruling.action, (party, self.agent_address),
                               ruling.buyer_bps)
         state = self._policy_state(session, sol, escrow, ruling=ruling)
@@ -744,6 +777,18 @@ class SolTradeChain:
             tx = self._agent_sign(sol, intent, decode_transaction(payout.transaction), state)
             payout.transaction = encode_transaction(tx)
         return Submitted(kind="sol_payout", ref=str(payout.id), status="awaiting_party_signature")
+
+
+    def _render_ruling(self, session: Session, sol: SolEscrow, escrow: P2PEscrow,
+                       ruling: Ruling, party: str) -> Submitted:
+        """A human arbitrator's ruling: the ruled payout, unsigned, co-signed by
+        the arbitrator's own wallet and the party receiving the larger share
+        (``/api/sol/orders/{id}/payout``). The agent signs nothing."""
+        intent = self._intent(sol, escrow, ruling.action, (escrow.arbitrator_address, party),
+                              ruling.buyer_bps)
+        payout = self._current_rendering(session, sol, intent)
+        return Submitted(kind="sol_payout", ref=str(payout.id),
+                         status="awaiting_arbitrator_signature")
 
 
 def _ruling(buyer_bps: int) -> Ruling:
