@@ -13,6 +13,11 @@ one, the party's base58 signature and ``expiry`` = the transaction's
 - ``POST /api/sol/orders/{id}/payout``: the party's partially signed
   transaction (base64). 409 ``blockhash_expired`` means: GET it again, sign
   again.
+
+A human arbitrator (an escrow whose arbitrator slot is a person's wallet,
+``sol.arbitrator_address``) uses the same two endpoints for a ruling's
+payout: GET it, sign it with their own wallet, POST the signature or the
+partially signed transaction; the payout waits for the other co-signer.
 """
 
 from __future__ import annotations
