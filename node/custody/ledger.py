@@ -36,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -168,14 +168,16 @@ def post_entry(session: Session, *, ref: str, kind: str, legs: Sequence[Leg]) ->
 
     keys = sorted(net)
     _ensure_rows(session, keys)
-    locked: dict[tuple[str, str], int] = {}
-    for key in keys:  # one at a time, in a fixed order: two entries never deadlock
-        bal = session.execute(
-            select(CustodyBalance.balance)
-            .where(CustodyBalance.account == key[0], CustodyBalance.asset == key[1])
-            .with_for_update()
-        ).scalar_one()
-        locked[key] = int(bal)
+    # One statement; PostgreSQL locks the rows as they leave the sort, so in a
+    # fixed (account, asset) order: two entries never deadlock.
+    rows = session.execute(
+        select(CustodyBalance.account, CustodyBalance.asset, CustodyBalance.balance)
+        .where(tuple_(CustodyBalance.account, CustodyBalance.asset).in_(keys))
+        .order_by(CustodyBalance.account, CustodyBalance.asset)
+        .with_for_update()
+    ).all()
+    locked: dict[tuple[str, str], int] = {(a, s): int(b) for a, s, b in rows}
+    assert len(locked) == len(keys)
 
     # A concurrent post of the same ref committed while we waited for the locks.
     found = _existing(session, ref, fingerprint)

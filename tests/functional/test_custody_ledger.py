@@ -6,6 +6,7 @@ consistent."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -171,3 +172,27 @@ def test_concurrent_same_ref_posts_once(sessions: sessionmaker[Session]) -> None
     assert len(ids) == 4 and len(set(ids)) == 1
     with sessions() as s:
         assert balance(s, HELD, "BTC") == 4 and check_balances(s) == []
+
+
+def test_ledger_on_sqlite(tmp_path: Path) -> None:
+    """The embedded default: the same entries, holds and checks on SQLite
+    (amounts kept exact beyond 2**53 in its string columns)."""
+    from node.db.migrate import upgrade
+    from node.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    try:
+        upgrade(engine)
+        factory = make_sessionmaker(engine)
+        with transaction(factory) as s:
+            deposit(s, 2**100 + 1, "d1", asset="ETH")
+            deposit(s, 2**100 + 1, "d1", asset="ETH")  # idempotent
+            hold(s, user_id=7, asset="ETH", amount=2**99, ref="h1")
+        with transaction(factory) as s, pytest.raises(InsufficientFundsError):
+            hold(s, user_id=7, asset="ETH", amount=2**100, ref="h2")
+        with factory() as s:
+            assert balance(s, AVAIL, "ETH") == 2**99 + 1 == legs_sum(s, AVAIL, "ETH")
+            assert balance(s, NODE_DEPOSIT, "ETH") == -(2**100 + 1)
+            assert check_balances(s) == []
+    finally:
+        engine.dispose()
