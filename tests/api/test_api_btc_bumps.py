@@ -1,10 +1,11 @@
 """Fee bumps on a real regtest node (libbitcoinkernel) whose miner leaves
-packages under 2 sat/vB out of blocks, through the API and the node's job:
+packages under 3 sat/vB out of blocks, through the API and the node's job:
 
 - a release signed at the floor fee (1 sat/vB) stays in the mempool; the
-  seller signed the payout's fee ladder in advance; after ``bump_after_blocks``
-  the node's job (registered in ``node.jobs``) broadcasts the next rung, which
-  confirms; the trade ends completed once, the buyer gets the amount minus the
+  seller signed the payout's fee ladder in advance; each time the payout sits
+  ``bump_after_blocks`` blocks unconfirmed the node's job (registered in
+  ``node.jobs``) broadcasts the next rung (2 sat/vB: still stuck; 4 sat/vB:
+  confirms); the trade ends completed once, the buyer gets the amount minus the
   rung's fee; rungs that break the policy (fee over the rung cap, the wrong
   party's rungs) are refused with problem+json;
 - a seller's funding at 1 sat/vB stuck past the payment window is bumped by a
@@ -54,7 +55,7 @@ def test_stuck_payout_is_bumped_by_the_job(stingy_btc_api: BtcApi) -> None:
     amount = 150_000
     m = api.open_trade(amount)
     tid = trade_id(m)
-    api.bn.seller.wallet.send(m["funding"]["address"], amount, feerate=3)
+    api.bn.seller.wallet.send(m["funding"]["address"], amount, feerate=4)
     api.bn.sync(mine=1)
     assert api.get(f"/api/p2p-crypto/orders/{tid}", "buyer").json()["status"] == "funded"
     # fee estimates look at the last 12 blocks: empty ones bring them to the 1 sat/vB floor
@@ -108,21 +109,26 @@ def test_stuck_payout_is_bumped_by_the_job(stingy_btc_api: BtcApi) -> None:
     assert first in mempool(api)
     job()  # stuck for 2 blocks: the next rung replaces it
     pool = mempool(api)
-    assert first not in pool and len(pool) == 1
+    assert first not in pool and pool == [ladder[0]["txid"]]
     second = pool[0]
-    assert second == ladder[0]["txid"]
-    job()  # nothing more to do until it is stuck again
+    job()  # just broadcast: nothing to do
     assert mempool(api) == [second]
+    api.bn.sync(mine=2)  # 2 sat/vB is still too little for this miner
+    assert api.get(f"/api/p2p-crypto/orders/{tid}", "buyer").json()["status"] == "paid"
+    job()
+    third = ladder[1]["txid"]
+    assert mempool(api) == [third]
     api.bn.sync(mine=1)
     assert mempool(api) == []
     order = api.get(f"/api/p2p-crypto/orders/{tid}", "buyer").json()
-    assert order["status"] == "completed" and order["escrow"]["payout_tx"] == second
-    assert received(api, api.bn.buyer.wallet.address) - before == amount - fees[1]
+    assert order["status"] == "completed" and order["escrow"]["payout_tx"] == third
+    assert received(api, api.bn.buyer.wallet.address) - before == amount - fees[2]
     esc = api.get(f"/api/btc/orders/{tid}/escrow", "seller").json()
-    assert esc["payout"]["confirmed_txid"] == second
-    assert [b["to"] for b in esc["fee_ladder"]["bumps"]] == [second]
+    assert esc["payout"]["confirmed_txid"] == third
+    assert [(b["from"], b["to"]) for b in esc["fee_ladder"]["bumps"]] == [
+        (first, second), (second, third)]
     # released once: the escrow's only deposit is spent by the rung, nothing is left
-    assert [d["spent_by"] for d in esc["deposits"]] == [second] and esc["unspent_sat"] == 0
+    assert [d["spent_by"] for d in esc["deposits"]] == [third] and esc["unspent_sat"] == 0
     job()
     assert mempool(api) == []
 

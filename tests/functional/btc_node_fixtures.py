@@ -236,16 +236,16 @@ def btc_api(btc_node: BtcNode) -> Iterator[BtcApi]:
 
 # -- a regtest node whose miner leaves cheap transactions out ------------------
 
-# bitcoind's -blockmintxfee (BTC/kvB): packages under 2 sat/vB are not mined,
-# so a payout or funding at 1 sat/vB stays in the mempool until bumped
-STINGY_BLOCK_MIN_FEE = "0.00002"
+# bitcoind's -blockmintxfee (BTC/kvB): packages under 3 sat/vB are not mined,
+# so a payout or funding at 1 or 2 sat/vB stays in the mempool until bumped
+STINGY_BLOCK_MIN_FEE = "0.00003"
 
 
 @pytest.fixture
 def stingy_btc_api(tmp_path_factory: pytest.TempPathFactory, pg_url: str,
                    tmp_path: Path) -> Iterator[BtcApi]:
     """``btc_api`` on a regtest node that mines only packages paying at least
-    2 sat/vB; the node bumps payouts stuck for 2 blocks."""
+    3 sat/vB; the node bumps payouts stuck for 2 blocks."""
     from fastapi.testclient import TestClient
 
     from tests.functional.bitcoin_fixtures import assert_clean_log, start_bitcoind
