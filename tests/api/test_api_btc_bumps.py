@@ -60,6 +60,14 @@ def test_stuck_payout_is_bumped_by_the_job(stingy_btc_api: BtcApi) -> None:
     assert api.get(f"/api/p2p-crypto/orders/{tid}", "buyer").json()["status"] == "funded"
     # fee estimates look at the last 12 blocks: empty ones bring them to the 1 sat/vB floor
     api.bn.sync(mine=12)
+    # the buyer signs refund rungs (a cancel they may ask for later): kept, but never
+    # used to bump the seller's release (I5: the agent signs one decision)
+    r = api.post(f"/api/p2p-crypto/orders/{tid}/cancel-escrow", "buyer", json={})
+    assert r.status_code == 200, r.text
+    refund_rungs = r.json()["payload"]["fee_ladder"]
+    r = api.post(f"/api/btc/orders/{tid}/fee-ladder", "buyer",
+                 json={"psbts": [api.bn.buyer.sign(x["psbt"]) for x in refund_rungs]})
+    assert r.status_code == 202 and r.json()["kind"] == "refund", r.text
     assert api.post(f"/api/p2p-crypto/orders/{tid}/payment", "buyer", json={}).status_code == 200
     r = api.post(f"/api/p2p-crypto/orders/{tid}/release-escrow", "seller", json={})
     assert r.status_code == 200, r.text
@@ -127,6 +135,7 @@ def test_stuck_payout_is_bumped_by_the_job(stingy_btc_api: BtcApi) -> None:
     assert esc["payout"]["confirmed_txid"] == third
     assert [(b["from"], b["to"]) for b in esc["fee_ladder"]["bumps"]] == [
         (first, second), (second, third)]
+    assert {x["kind"] for x in esc["fee_ladder"]["rungs"]} == {"release", "refund"}
     # released once: the escrow's only deposit is spent by the rung, nothing is left
     assert [d["spent_by"] for d in esc["deposits"]] == [third] and esc["unspent_sat"] == 0
     job()
