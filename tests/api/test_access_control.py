@@ -1,0 +1,255 @@
+"""Access control over every endpoint of the app, enumerated from its routes
+so a new endpoint cannot be forgotten:
+
+- every route not listed as public answers 401 problem+json without a token
+  (and with a garbage one);
+- every route on an object (a path id) answers 403 or 404 to a signed-in
+  user who does not own the object: each such route names, in ``OBJECT_ROUTES``,
+  the kind of object and a factory makes a real one owned by someone else.
+
+A route missing from both tables fails the test: add one line for it."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.routing import APIRoute, iter_route_contexts
+from solders.keypair import Keypair
+
+from tests.api.auth_fixtures import *  # noqa: F403
+from tests.api.auth_fixtures import Api, sol_body
+from tests.api.test_api_p2p_orders import act, funded_trade, match, post_ad
+
+P = "/api/p2p-crypto"
+
+# (method, path) anyone may call without signing in
+PUBLIC: set[tuple[str, str]] = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", f"{P}/currencies"),
+    ("GET", f"{P}/orders"),
+    ("GET", f"{P}/prices"),
+    ("GET", f"{P}/trading-pairs"),
+    ("GET", f"{P}/trading-pairs/{{pair_id}}"),
+    ("GET", f"{P}/trading-pairs/{{pair_id}}/orderbook"),
+    ("GET", f"{P}/trading-pairs/{{pair_id}}/trades"),
+    ("GET", f"{P}/users/{{user_id}}/profile"),
+    ("POST", f"{P}/auth/register"),
+    ("POST", f"{P}/auth/login"),
+    ("POST", f"{P}/auth/refresh"),
+    ("POST", f"{P}/auth/nonce"),
+    ("POST", f"{P}/auth/wallet"),
+}
+
+# path template of a route on an object -> the kind of object (a factory below
+# makes one owned by the seller or buyer; "user" is the seller's account,
+# "admin" marks admin-only routes a trader is refused whatever the id)
+OBJECT_ROUTES: dict[str, str] = {
+    f"{P}/orders/{{order_id}}": "trade",
+    f"{P}/orders/{{order_id}}/funding": "trade",
+    f"{P}/orders/{{order_id}}/payment": "trade",
+    f"{P}/orders/{{order_id}}/release-escrow": "trade",
+    f"{P}/orders/{{order_id}}/cancel-escrow": "trade",
+    f"{P}/orders/{{order_id}}/reclaim": "trade",
+    f"{P}/orders/{{order_id}}/dispute": "trade",
+    f"{P}/orders/{{order_id}}/fund": "trade",
+    f"{P}/orders/{{order_id}}/payment-details": "trade",
+    f"{P}/disputes/{{dispute_id}}": "dispute",
+    f"{P}/disputes/{{dispute_id}}/assign": "dispute",
+    f"{P}/disputes/{{dispute_id}}/evidence": "dispute",
+    f"{P}/disputes/{{dispute_id}}/evidence/files": "dispute",
+    f"{P}/disputes/{{dispute_id}}/evidence/{{evidence_id}}/file": "dispute",
+    f"{P}/disputes/{{dispute_id}}/ruling-payload": "dispute",
+    f"{P}/disputes/{{dispute_id}}/resolve": "dispute",
+    "/api/btc/orders/{order_id}/escrow": "trade",
+    "/api/btc/orders/{order_id}/payout": "trade",
+    "/api/btc/orders/{order_id}/bump": "trade",
+    "/api/btc/orders/{order_id}/timelock-refund": "trade",
+    "/api/btc/orders/{order_id}/watchtower": "trade",
+    "/api/btc/orders/{order_id}/fee-ladder": "trade",
+    f"{P}/btc/orders/{{order_id}}/funding/bump": "trade",
+    "/api/sol/orders/{order_id}/payout": "trade",
+    f"{P}/auth/wallets/{{wallet_id}}": "wallet",
+    f"{P}/admin/users/{{user_id}}/role": "admin",
+    f"{P}/admin/users/{{user_id}}/revoke-sessions": "admin",
+    f"{P}/payment-methods/{{method_id}}": "payment_method",
+    f"{P}/admin/verifications/{{user_id}}/review": "admin",
+    f"{P}/admin/verification-documents/{{document_id}}": "admin",
+    f"{P}/webhooks/{{webhook_id}}": "webhook",
+    f"{P}/withdrawal-addresses/{{entry_id}}": "withdrawal_address",
+    f"{P}/withdrawals/{{withdrawal_id}}": "withdrawal",
+    f"{P}/trading-orders/{{order_id}}": "trading_order",
+    f"{P}/trading-orders/{{order_id}}/cancel": "trading_order",
+}
+# a valid body for object routes that take one, so the ownership check (not
+# body validation) is what answers
+BODIES: dict[str, dict[str, Any]] = {
+    f"{P}/orders/{{order_id}}/dispute": {"dispute_type": "payment_not_received",
+                                         "description": "none"},
+    f"{P}/orders/{{order_id}}/fund": {"open_signature": "0x" + "11" * 65, "expiry": 2**40},
+    f"{P}/disputes/{{dispute_id}}/assign": {"arbitrator_user_id": 1},
+    f"{P}/disputes/{{dispute_id}}/evidence": {"text": "a screenshot"},
+    f"{P}/disputes/{{dispute_id}}/resolve": {"buyer_bps": 10_000},
+    f"{P}/disputes/{{dispute_id}}/ruling-payload": {"buyer_bps": 10_000},
+    "/api/btc/orders/{order_id}/payout": {"psbt": "cHNidP8BAA=="},
+    "/api/btc/orders/{order_id}/timelock-refund": {"psbt": "cHNidP8BAA=="},
+    "/api/btc/orders/{order_id}/watchtower": {"psbt": "cHNidP8BAA=="},
+    "/api/btc/orders/{order_id}/fee-ladder": {"psbts": ["cHNidP8BAA=="]},
+    f"{P}/btc/orders/{{order_id}}/funding/bump": {"funding_txid": "ab" * 32},
+    "/api/sol/orders/{order_id}/payout": {"payout_id": 1},
+    f"{P}/admin/verifications/{{user_id}}/review": {"decision": "approve"},
+    f"{P}/admin/users/{{user_id}}/role": {"role": "admin"},
+    f"{P}/payment-methods/{{method_id}}": {"name": "mine now"},
+}
+FILES: dict[str, dict[str, Any]] = {
+    f"{P}/disputes/{{dispute_id}}/evidence/files": {
+        "file": ("receipt.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png")},
+}
+# object routes that are public reads (the profile is meant for everyone)
+PUBLIC_OBJECTS = {path for method, path in PUBLIC if method == "GET" and "{" in path}
+# object routes any signed-in user may call on someone else's object, by design
+ANY_USER_OBJECTS = {f"{P}/orders/{{order_id}}/match"}  # a buyer takes a seller's ad
+
+
+def routes(api: Api) -> list[tuple[str, str]]:
+    out = []
+    for ctx in iter_route_contexts(api.client.app.routes):  # type: ignore[attr-defined]
+        if not isinstance(ctx.route, APIRoute):
+            continue
+        for method in sorted(ctx.methods or ()):
+            if method != "HEAD":
+                out.append((method, ctx.path))
+    return out
+
+
+def call(api: Api, method: str, path: str, headers: dict[str, str],
+         template: str | None = None) -> Any:
+    kw: dict[str, Any] = {"headers": headers}
+    if template in FILES and method == "POST":
+        kw["files"] = FILES[template]
+    elif method in ("POST", "PUT", "PATCH"):
+        kw["json"] = BODIES.get(template or "", {})
+    return api.client.request(method, path, **kw)
+
+
+def fill(path: str, ids: dict[str, int] | int) -> str:
+    def one(m: re.Match[str]) -> str:
+        return str(ids if isinstance(ids, int) else ids.get(m.group(1), 1))
+    return re.sub(r"\{(\w+)\}", one, path)
+
+
+def test_every_private_route_needs_a_token(auth_api: Api) -> None:
+    seen = routes(auth_api)
+    assert len(seen) > 40
+    wrong = []
+    for method, path in seen:
+        if (method, path) in PUBLIC:
+            continue
+        url = fill(path, 1)
+        for headers in ({}, {"Authorization": "Bearer not-a-token"},
+                        {"Authorization": "Bearer a.b.c"}):
+            r = call(auth_api, method, url, headers)
+            if r.status_code != 401 or r.headers.get("content-type") != "application/problem+json":
+                wrong.append((method, path, headers.get("Authorization"), r.status_code))
+    assert wrong == [], f"not 401 without a valid token: {wrong}"
+
+
+class Objects:
+    """Real objects owned by the seller (or buyer), made on first use."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._cache: dict[str, dict[str, int]] = {}
+        self.makers: dict[str, Callable[[], dict[str, int]]] = {
+            "trade": self._trade, "own_ad": self._ad, "dispute": self._dispute,
+            "wallet": self._wallet, "payment_method": self._payment_method,
+            "webhook": self._webhook, "admin": self._user,
+        }
+
+    def ids(self, kind: str) -> dict[str, int]:
+        if kind not in self._cache:
+            maker = self.makers.get(kind)
+            assert maker is not None, f"no factory for {kind!r}: add one to Objects"
+            self._cache[kind] = maker()
+        return self._cache[kind]
+
+    def _ad(self) -> dict[str, int]:
+        r = post_ad(self.api)
+        assert r.status_code == 201, r.text
+        return {"order_id": int(r.json()["id"])}
+
+    def _trade(self) -> dict[str, int]:
+        ad = self._ad()["order_id"]
+        r = match(self.api, ad)
+        assert r.status_code == 201, r.text
+        return {"order_id": int(r.json()["order"]["id"])}
+
+    def _dispute(self) -> dict[str, int]:
+        t = funded_trade(self.api)
+        out = act(self.api, t, "dispute", "buyer", dispute_type="payment_not_received",
+                  description="no transfer")
+        return {"dispute_id": int(out["dispute"]["id"]), "order_id": t}
+
+    def _wallet(self) -> dict[str, int]:
+        r = self.api.post(f"{P}/auth/wallets", "seller", json=sol_body(self.api, Keypair()))
+        assert r.status_code == 201, r.text
+        return {"wallet_id": int(r.json()["id"])}
+
+    def _payment_method(self) -> dict[str, int]:
+        r = self.api.post(f"{P}/payment-methods", "seller", json={
+            "payment_type": "bank_transfer", "name": "my bank", "account_name": "S. Eller",
+            "account_number": "DE89370400440532013000", "country_code": "DE"})
+        assert r.status_code == 201, r.text
+        return {"method_id": int(r.json()["id"])}
+
+    def _webhook(self) -> dict[str, int]:
+        # no DNS here: a loopback receiver, allowed the way the webhook tests do
+        self.api.node.settings.disputes.events.webhook_allow_private = True
+        r = self.api.post(f"{P}/webhooks", "seller", json={"url": "http://127.0.0.1:9/hook"})
+        assert r.status_code == 201, r.text
+        return {"webhook_id": int(r.json()["id"])}
+
+    def _user(self) -> dict[str, int]:
+        me = self.api.get(f"{P}/auth/me", "seller").json()
+        return {"user_id": int(me["user"]["id"]), "document_id": 1}
+
+
+def test_no_user_reaches_another_users_objects(auth_api: Api) -> None:
+    seen = routes(auth_api)
+    objects = Objects(auth_api)
+    missing: list[str] = []
+    wrong: list[Any] = []
+    unchecked: list[str] = []
+    for method, path in seen:
+        if "{" not in path or path in PUBLIC_OBJECTS or path in ANY_USER_OBJECTS:
+            continue
+        kind = OBJECT_ROUTES.get(path)
+        if kind is None:
+            missing.append(path)
+            continue
+        if kind not in objects.makers:
+            unchecked.append(path)  # no factory yet for this slice's object: warned below
+            continue
+        url = fill(path, objects.ids(kind))
+        r = call(auth_api, method, url, auth_api.auth("outsider"), template=path)
+        if r.status_code not in (403, 404):
+            wrong.append((method, url, r.status_code, r.text[:200]))
+    assert missing == [], f"object routes not in OBJECT_ROUTES: {sorted(set(missing))}"
+    assert wrong == [], f"a non-owner got past: {wrong}"
+    if unchecked:
+        warnings.warn(f"object routes without an object factory (ownership not exercised): "
+                      f"{sorted(set(unchecked))}", stacklevel=1)
+
+
+def test_own_lists_show_only_own_objects(auth_api: Api) -> None:
+    objects = Objects(auth_api)
+    objects.ids("trade")
+    objects.ids("wallet")
+    assert auth_api.get(f"{P}/orders/my", "outsider").json()["total"] == 0
+    assert auth_api.get(f"{P}/auth/wallets", "outsider").json() == []
+    seller = auth_api.get(f"{P}/orders/my", "seller").json()
+    assert seller["total"] >= 2
