@@ -165,10 +165,12 @@ def bump_one(chain: BtcTradeChain, btc: BtcEscrow, tip: int) -> str | None:
         return None
     if stuck_for(int(height), tip) < chain.bump_after_blocks:
         return None
+    usable = _usable_rungs(btc, ladder)
+    if not usable:
+        return None  # no rung signed (or a timelock refund: the seller bumps it)
     entry = chain.adapter.mempool_entry(btc.payout_txid)
     if entry is None:
         return None  # confirmed (the watcher folds it) or not relayed: nothing to replace
-    usable = _usable_rungs(btc, ladder)
     by_txid = {r["txid"]: r for r in usable}
     chosen = next_rung([LadderRung(int(r["fee_sat"]), str(r["txid"])) for r in usable],
                        entry.fee_sat, max(entry.vsize, btc.payout_vsize or 0))
