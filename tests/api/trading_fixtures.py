@@ -7,6 +7,7 @@ Prices of the default pairs are in quote base units per whole base coin
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -15,8 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from node.custody.ledger import NODE_DEPOSIT, Leg, balance, post_entry, user_account
 from node.db.models_trading import TradingPair
 from node.db.session import transaction
+from node.orderbook import STP, OrderType, Side, TimeInForce
 from node.trades import CurrencySpec, create_user, upsert_currency
 from node.trading.pairs import ensure_pair, seed_pairs
+from node.trading.service import OrderRequest
 
 BTC = 10**8  # sat per BTC
 USD = 10**6  # micro-USDT per USDT
@@ -39,6 +42,53 @@ def available(session: Session, user_id: int, asset: str) -> int:
 
 def held(session: Session, user_id: int, asset: str) -> int:
     return balance(session, user_account(user_id, "held"), asset)
+
+
+def req(pair: int, side: Side, otype: OrderType, qty: int, price: int | None = None,
+        **kw: object) -> OrderRequest:
+    return OrderRequest(pair, side, otype, qty, price, **kw)  # type: ignore[arg-type]
+
+
+def order_stream(pair: int, users: list[int], n: int, seed: int) -> list[tuple[str, int, object]]:
+    """A reproducible mix of limit (every time in force), market, stop-market,
+    stop-limit, OCO and trailing orders, and cancels of earlier ones."""
+    rng = random.Random(seed)  # noqa: S311 - test data
+    mid = usd(65_000)
+    tick = usd(0.01)
+    out: list[tuple[str, int, object]] = []
+    for i in range(n):
+        user = rng.choice(users)
+        side = Side.BUY if rng.random() < 0.5 else Side.SELL
+        sign = 1 if side is Side.BUY else -1
+        qty = rng.randint(1, 30) * 10**6  # 0.01 .. 0.3 BTC
+        r = rng.random()
+        if r < 0.45:
+            price = mid - sign * rng.randint(-5, 40) * 100 * tick
+            tif = rng.choice([TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK])
+            out.append(("place", user, req(pair, side, OrderType.LIMIT, qty, price,
+                                           time_in_force=tif, client_order_id=f"c{i}")))
+        elif r < 0.55:
+            out.append(("place", user, req(pair, side, OrderType.MARKET, qty,
+                                           time_in_force=TimeInForce.IOC, stp=STP.CANCEL_OLDEST,
+                                           client_order_id=f"c{i}")))
+        elif r < 0.65:
+            stop = mid + sign * rng.randint(1, 20) * 100 * tick
+            kind = rng.choice([OrderType.STOP_MARKET, OrderType.STOP_LIMIT])
+            limit = stop + sign * 100 * tick if kind is OrderType.STOP_LIMIT else None
+            out.append(("place", user, req(pair, side, kind, qty, limit, stop_price=stop,
+                                           client_order_id=f"c{i}")))
+        elif r < 0.72:
+            limit = mid - sign * rng.randint(20, 60) * 100 * tick
+            stop = mid + sign * rng.randint(10, 30) * 100 * tick
+            out.append(("place", user, req(pair, side, OrderType.OCO, qty, limit,
+                                           stop_price=stop, client_order_id=f"c{i}")))
+        elif r < 0.76:
+            out.append(("place", user, req(pair, side, OrderType.TRAILING_STOP, qty,
+                                           trail_amount=rng.randint(5, 20) * 100 * tick,
+                                           client_order_id=f"c{i}")))
+        else:
+            out.append(("cancel", user, rng.randrange(max(i, 1))))
+    return out
 
 
 @dataclass

@@ -9,7 +9,6 @@ job's clock tick."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 import pytest
@@ -20,7 +19,6 @@ from node.custody.ledger import FEES, balance, check_balances
 from node.db.models_trading import TradingEngineLog, TradingFill, TradingOrder
 from node.db.session import make_sessionmaker, transaction
 from node.orderbook import (
-    STP,
     Engine,
     Fill,
     OrderType,
@@ -31,8 +29,16 @@ from node.orderbook import (
 )
 from node.trading.codec import decode
 from node.trading.errors import OrderNotOpenError, OrderRejectedError
-from node.trading.service import OrderRequest, TradingService
-from tests.api.trading_fixtures import BTC, available, held, make_market, usd
+from node.trading.service import TradingService
+from tests.api.trading_fixtures import (
+    BTC,
+    available,
+    held,
+    make_market,
+    order_stream,
+    req,
+    usd,
+)
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
@@ -49,11 +55,6 @@ class Clock:
 
 def service(sessions: sessionmaker[Session]) -> TradingService:
     return TradingService(sessions, clock=Clock())
-
-
-def req(pair: int, side: Side, otype: OrderType, qty: int, price: int | None = None,
-        **kw: object) -> OrderRequest:
-    return OrderRequest(pair, side, otype, qty, price, **kw)  # type: ignore[arg-type]
 
 
 def test_a_fill_moves_the_money_in_the_custody_ledger(sessions: sessionmaker[Session]) -> None:
@@ -110,47 +111,6 @@ def test_bad_input_and_refusals(sessions: sessionmaker[Session]) -> None:
         svc.cancel(alice, refused.value.fields["order_id"])
 
 
-def _stream(pair: int, users: list[int], n: int, seed: int) -> list[tuple[str, int, object]]:
-    """A reproducible mix of limit (every time in force), market, stop-market,
-    stop-limit, OCO and trailing orders, and cancels of earlier ones."""
-    rng = random.Random(seed)  # noqa: S311 - test data
-    mid = usd(65_000)
-    tick = usd(0.01)
-    out: list[tuple[str, int, object]] = []
-    for i in range(n):
-        user = rng.choice(users)
-        side = BUY if rng.random() < 0.5 else SELL
-        sign = 1 if side is BUY else -1
-        qty = rng.randint(1, 30) * 10**6  # 0.01 .. 0.3 BTC
-        r = rng.random()
-        if r < 0.45:
-            price = mid - sign * rng.randint(-5, 40) * 100 * tick
-            tif = rng.choice([TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK])
-            out.append(("place", user, req(pair, side, LIMIT, qty, price, time_in_force=tif,
-                                           client_order_id=f"c{i}")))
-        elif r < 0.55:
-            out.append(("place", user, req(pair, side, MARKET, qty, time_in_force=TimeInForce.IOC,
-                                           stp=STP.CANCEL_OLDEST, client_order_id=f"c{i}")))
-        elif r < 0.65:
-            stop = mid + sign * rng.randint(1, 20) * 100 * tick
-            kind = rng.choice([OrderType.STOP_MARKET, OrderType.STOP_LIMIT])
-            limit = stop + sign * 100 * tick if kind is OrderType.STOP_LIMIT else None
-            out.append(("place", user, req(pair, side, kind, qty, limit, stop_price=stop,
-                                           client_order_id=f"c{i}")))
-        elif r < 0.72:
-            limit = mid - sign * rng.randint(20, 60) * 100 * tick
-            stop = mid + sign * rng.randint(10, 30) * 100 * tick
-            out.append(("place", user, req(pair, side, OrderType.OCO, qty, limit,
-                                           stop_price=stop, client_order_id=f"c{i}")))
-        elif r < 0.76:
-            out.append(("place", user, req(pair, side, OrderType.TRAILING_STOP, qty,
-                                           trail_amount=rng.randint(5, 20) * 100 * tick,
-                                           client_order_id=f"c{i}")))
-        else:
-            out.append(("cancel", user, rng.randrange(max(i, 1))))
-    return out
-
-
 def _drive(svc: TradingService, sessions: sessionmaker[Session],
            stream: list[tuple[str, int, object]], on_step: Callable[[int], None]) -> None:
     for i, (kind, user, what) in enumerate(stream):
@@ -179,7 +139,7 @@ def test_dropping_the_engine_mid_stream_rebuilds_it_from_the_database(
 ) -> None:
     m = make_market(sessions)
     svc = service(sessions)
-    stream = _stream(m.pair_id, list(m.users.values()), 150, seed=11)
+    stream = order_stream(m.pair_id, list(m.users.values()), 150, seed=11)
     snapshots: list[object] = []
 
     def crash_now_and_then(i: int) -> None:
