@@ -25,7 +25,6 @@ from node.domain.escrow import (
     fold_events,
     trade_status,
 )
-from node.events.outbox import emit_trade_event
 from node.market.reputation import trades_ended
 
 
@@ -128,11 +127,8 @@ def refresh_escrows(
             else (escrow.refunded_at if view.state is ChainState.REFUNDED else None)
         )
         if order.status != status.value:
-            previous = order.status
-            order.status = status.value
+            order.status = status.value  # a trade event (node.events.outbox)
             changed.append(order.id)
-            emit_trade_event(session, order, f"trade.{status.value}",
-                             {"from": previous, "chain": chain, "tx": escrow.crypto_transaction_id})
         order.crypto_transaction_id = escrow.crypto_transaction_id
         if status in (TradeStatus.COMPLETED, TradeStatus.RESOLVED, TradeStatus.REFUNDED):
             order.completed_at = order.completed_at or now

@@ -29,7 +29,6 @@ from node.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from node.events.outbox import emit_trade_event
 from node.market.opening import (
     OpeningPolicy,
     check_trade_limits,
@@ -348,7 +347,6 @@ def cancel_order(session: Session, *, order: P2POrder, user: User, now: datetime
     order.status = TradeStatus.CANCELLED.value
     order.cancelled_at = now
     _give_back_to_ad(session, order)
-    emit_trade_event(session, order, "trade.cancelled", {"by_user_id": user.id}, now=now)
     return order
 
 
@@ -367,7 +365,8 @@ def expire_unfunded(session: Session, *, now: datetime, funding_window_s: int) -
     trades = session.scalars(
         select(P2POrder)
         .where(P2POrder.kind == "trade", P2POrder.status == TradeStatus.AWAITING_FUNDING.value)
-        .with_for_update(skip_locked=True)
+        # of=P2POrder: the escrow is joined (outer) and PostgreSQL locks no nullable side
+        .with_for_update(skip_locked=True, of=P2POrder)
     ).all()
     expired = []
     for t in trades:
@@ -381,7 +380,6 @@ def expire_unfunded(session: Session, *, now: datetime, funding_window_s: int) -
             t.cancelled_at = now
             _give_back_to_ad(session, t)
             expired.append(t.id)
-            emit_trade_event(session, t, "trade.expired", now=now)
     return expired
 
 

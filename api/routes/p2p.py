@@ -33,7 +33,6 @@ from node.changes import hub, start_listener
 from node.db.models import P2POrder, User
 from node.domain.escrow import Action, Role, check_action, role_of
 from node.errors import PermissionDeniedError, ValidationError
-from node.events.outbox import emit_trade_event
 
 router = APIRouter(prefix="/api/p2p-crypto", tags=["p2p"])
 
@@ -202,8 +201,6 @@ def match(
         session, trade=trade, currency=ad.currency, arbitrator_address=None, now=now
     )
     session.refresh(trade)
-    emit_trade_event(session, trade, "trade.opened",
-                     {"amount": str(trade.amount), "chain": escrow.chain}, now=now)
     return TradeOpened(
         order=order_public(trade), funding=chain.funding_instructions(escrow, ad.currency)
     )

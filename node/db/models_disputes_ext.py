@@ -18,9 +18,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from node.db.models import Base, Timestamps, utcnow
+from node.db.models import Base, P2POrder, Timestamps, utcnow
 
 # --- disputes ------------------------------------------------------------
 
@@ -114,6 +114,9 @@ class TradeEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # lets an event be staged for a trade inserted in the same flush
+    trade: Mapped[P2POrder] = relationship(lazy="raise")
+
 
 class WebhookSubscription(Timestamps, Base):
     """A user's webhook: events of their trades are POSTed to ``url``, signed
@@ -149,3 +152,5 @@ class WebhookDelivery(Timestamps, Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None]
+
+    event: Mapped[TradeEvent] = relationship(lazy="raise")

@@ -1,17 +1,51 @@
-"""The trade-event outbox: ``emit_trade_event`` adds an event (and a pending
-delivery per webhook of the trade's parties) in the caller's transaction, so
-an event exists exactly when the change it reports was committed."""
+"""The trade-event outbox: events are written in the transaction of the
+change they report, so an event exists exactly when its change committed.
+
+- Every change of a trade's status, on every chain and from any code path
+  (EVM/Bitcoin/Solana sync, cancellation, expiry), and every new trade, is
+  recorded by a ``before_flush`` hook (``trade.opened``, ``trade.<status>``
+  with the status it came from): nothing that moves a trade can forget it.
+- Other happenings (``dispute.opened``, ``dispute.evidence_added``,
+  ``dispute.ruled``, ...) are emitted explicitly with ``emit_trade_event``.
+
+Each event also gets a pending delivery per active webhook of the trade's
+parties (``node.events.webhooks`` sends them)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect, or_, select
+from sqlalchemy.orm import Session, UOWTransaction
 
 from node.db.models import P2POrder, utcnow
 from node.db.models_disputes_ext import TradeEvent, WebhookDelivery, WebhookSubscription
+
+
+def _stage(
+    session: Session, trade: P2POrder, kind: str, data: dict[str, Any] | None,
+    now: datetime | None,
+) -> TradeEvent:
+    """Add the event and its deliveries without flushing (safe in a flush hook)."""
+    moment = now or utcnow()
+    ev = TradeEvent(trade=trade, kind=kind, data={"status": trade.status, **(data or {})},
+                    created_at=moment)
+    session.add(ev)
+    parties = [uid for uid in (trade.seller_id, trade.buyer_id) if uid is not None]
+    if parties:
+        with session.no_autoflush:
+            subs = session.scalars(
+                select(WebhookSubscription.id).where(
+                    WebhookSubscription.user_id.in_(parties),
+                    WebhookSubscription.is_active.is_(True),
+                )
+            ).all()
+        for sub_id in subs:
+            session.add(WebhookDelivery(subscription_id=sub_id, event=ev, status="pending",
+                                        next_attempt_at=moment))
+    return ev
 
 
 def emit_trade_event(
@@ -22,33 +56,39 @@ def emit_trade_event(
     *,
     now: datetime | None = None,
 ) -> TradeEvent:
-    """Record that ``trade`` changed (``kind``: "trade.funded",
-    "dispute.ruled", ...) with JSON ``data``; queue it for the parties'
-    webhooks. Nothing is sent here: the delivery job and the SSE streams read
-    the outbox after the transaction commits."""
-    moment = now or utcnow()
-    event = TradeEvent(
-        p2p_order_id=trade.id,
-        kind=kind,
-        data={"status": trade.status, **(data or {})},
-        created_at=moment,
-    )
-    session.add(event)
+    """Record that ``trade`` changed (``kind``: "dispute.ruled", ...) with
+    JSON ``data``; queue it for the parties' webhooks. Nothing is sent here:
+    the delivery job and the SSE streams read the outbox after the commit.
+    (Status changes need no call: the flush hook records them.)"""
+    ev = _stage(session, trade, kind, data, now)
     session.flush()
-    parties = [uid for uid in (trade.seller_id, trade.buyer_id) if uid is not None]
-    subs = session.scalars(
-        select(WebhookSubscription.id).where(
-            WebhookSubscription.user_id.in_(parties), WebhookSubscription.is_active.is_(True)
-        )
-    ).all()
-    for sub_id in subs:
-        session.add(
-            WebhookDelivery(
-                subscription_id=sub_id, event_id=event.id, status="pending",
-                next_attempt_at=moment,
-            )
-        )
-    return event
+    return ev
+
+
+@sa_event.listens_for(P2POrder.status, "set", active_history=True)
+def _load_old_status(_target: P2POrder, value: str, _old: object, _initiator: object) -> str:
+    """Makes SQLAlchemy load the old status before it is replaced (even when
+    it was expired), so the flush hook always sees where a trade came from."""
+    return value
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _trade_changes(session: Session, _ctx: UOWTransaction, _instances: object) -> None:
+    """New trades and trade status changes become events in the same flush."""
+    for obj in list(session.new):
+        if isinstance(obj, P2POrder) and obj.kind == "trade":
+            _stage(session, obj, "trade.opened", {"amount": str(obj.amount)}, None)
+    for obj in list(session.dirty):
+        if not isinstance(obj, P2POrder) or obj.kind != "trade":
+            continue
+        hist = inspect(obj).attrs.status.history
+        if not hist.added or not hist.deleted:
+            continue
+        before, after = hist.deleted[0], hist.added[0]
+        if before == after:
+            continue
+        _stage(session, obj, f"trade.{after}",
+               {"from": before, "tx": obj.crypto_transaction_id}, None)
 
 
 def event_body(event: TradeEvent) -> dict[str, Any]:

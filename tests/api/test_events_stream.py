@@ -85,3 +85,16 @@ def test_an_event_committed_while_the_stream_is_open_reaches_it(api: Api) -> Non
     thread.join()
     assert [f["event"] for f in frames] == ["test.ping"]
     assert time.monotonic() - started < 10
+
+
+def test_every_status_change_is_an_event_whatever_changed_it(api: Api) -> None:
+    """Cancellation is not a chain event: the flush hook records it all the same."""
+    from tests.api.disputes_fixtures import matched_trade
+
+    t = matched_trade(api)
+    r = api.delete(f"/api/p2p-crypto/orders/{t}", "seller")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    frames = [f for f in read_stream(api, "seller") if f["data"]["trade_id"] == t]
+    assert [f["event"] for f in frames] == ["trade.opened", "trade.cancelled"]
+    assert frames[1]["data"]["data"]["from"] == "awaiting_funding"
+    assert frames[1]["data"]["data"]["status"] == "cancelled"
