@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from node.db.models import Base, Timestamps, utcnow
+from node.db.models import Base, P2POrder, Timestamps, utcnow
 
 
 class PaymentMethod(Timestamps, Base):
@@ -134,3 +134,10 @@ class OrderPricing(Base):
     index_price: Mapped[Decimal | None] = mapped_column(Numeric(36, 12))
     index_observed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The 24-hour trade-limit sums (node.market.opening.used_24h) read a user's
+# trades by party and time: indexes on the orders table, created by this
+# slice's migration.
+Index("ix_p2p_orders_buyer_matched", P2POrder.buyer_id, P2POrder.matched_at)
+Index("ix_p2p_orders_seller_matched", P2POrder.seller_id, P2POrder.matched_at)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Float, Numeric, cast, func, select
 from sqlalchemy.orm import Session, object_session
 
 from node.db.models import CryptoCurrency, P2POrder, User
@@ -279,35 +279,38 @@ def used_24h(
     target: str,
     rates: dict[tuple[str, str], Decimal],
 ) -> Decimal:
+    """What ``user_id``'s trades opened since ``since`` are worth in
+    ``target`` (trades that never moved money left out), summed in the
+    database per (fiat, currency) so a busy trader costs one small query."""
+    # exact on PostgreSQL; SQLite keeps base units as text and its integer
+    # sum overflows at 2**63, so there they are summed as floats (plenty for a
+    # limit check)
+    exact = session.get_bind().dialect.name != "sqlite"
+    amount = func.sum(cast(P2POrder.amount, Numeric(78, 0) if exact else Float()))
     rows = session.execute(
         select(
-            P2POrder.total_amount,
             P2POrder.fiat_currency,
-            P2POrder.amount,
-            P2POrder.crypto_currency_id,
-        ).where(
+            CryptoCurrency.symbol,
+            CryptoCurrency.decimals,
+            func.sum(P2POrder.total_amount),
+            amount,
+        )
+        .join(CryptoCurrency, CryptoCurrency.id == P2POrder.crypto_currency_id)
+        .where(
             P2POrder.kind == "trade",
             (P2POrder.buyer_id == user_id) | (P2POrder.seller_id == user_id),
             P2POrder.matched_at >= since,
             P2POrder.status.not_in(NOT_COUNTED),
         )
+        .group_by(P2POrder.fiat_currency, CryptoCurrency.symbol, CryptoCurrency.decimals)
     ).all()
-    if not rows:
-        return Decimal(0)
-    cur = {
-        c.id: c
-        for c in session.scalars(
-            select(CryptoCurrency).where(CryptoCurrency.id.in_({r[3] for r in rows}))
-        )
-    }
     used = Decimal(0)
-    for o_total, o_fiat, o_amount, cid in rows:
-        c = cur[cid]
+    for fiat, symbol, decimals, total, units in rows:
         used += value_in(
-            o_total or Decimal(0),
-            fiat=o_fiat,
-            crypto_amount=Decimal(o_amount) / (Decimal(10) ** c.decimals),
-            symbol=c.symbol,
+            Decimal(str(total or 0)),
+            fiat=fiat,
+            crypto_amount=Decimal(str(units or 0)) / (Decimal(10) ** decimals),
+            symbol=symbol,
             target=target,
             rates=rates,
         )

@@ -143,9 +143,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("p2p_order_id", name=op.f("pk_p2p_order_pricing")),
     )
+    op.create_index(
+        "ix_p2p_orders_buyer_matched", "p2p_crypto_orders", ["buyer_id", "matched_at"], unique=False
+    )
+    op.create_index(
+        "ix_p2p_orders_seller_matched",
+        "p2p_crypto_orders",
+        ["seller_id", "matched_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_p2p_orders_seller_matched", table_name="p2p_crypto_orders")
+    op.drop_index("ix_p2p_orders_buyer_matched", table_name="p2p_crypto_orders")
     op.drop_table("p2p_order_pricing")
     op.drop_index(
         op.f("ix_p2p_verification_documents_user_id"), table_name="p2p_verification_documents"
