@@ -1,5 +1,6 @@
 """Automatic fee bumps of stuck Bitcoin payouts: RBF from a fee ladder the
-party signed in advance.
+party signed in advance (and a payout that fell out of the mempool is
+broadcast again).
 
 Why RBF and not CPFP from the payout: a payout's outputs belong to the buyer
 and/or the seller (their own addresses); the node holds no key to any of them,
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from node.chains.base import TxState
 from node.db.models import BtcEscrow, P2PEscrow
 from node.errors import EscrowdError, ValidationError
 from wallets.bitcoin import PayoutKind, PayoutPsbt, Ruling
@@ -146,7 +148,8 @@ def ladder_state(btc: BtcEscrow) -> dict[str, Any]:
     return {"rungs": [{"role": r["role"], "kind": r["kind"], "fee_sat": r["fee_sat"],
                        "txid": r["txid"]} for r in ladder.get("rungs", [])],
             "broadcast_height": ladder.get("broadcast_height"),
-            "bumps": list(ladder.get("bumps", []))}
+            "bumps": list(ladder.get("bumps", [])),
+            "rebroadcasts": int(ladder.get("rebroadcasts", 0))}
 
 
 def _usable_rungs(btc: BtcEscrow, ladder: dict[str, Any]) -> list[dict[str, Any]]:
@@ -165,12 +168,12 @@ def bump_one(chain: BtcTradeChain, btc: BtcEscrow, tip: int) -> str | None:
         return None
     if stuck_for(int(height), tip) < chain.bump_after_blocks:
         return None
+    entry = chain.adapter.mempool_entry(btc.payout_txid)
+    if entry is None:
+        return _rebroadcast_if_dropped(chain, btc, tip)
     usable = _usable_rungs(btc, ladder)
     if not usable:
         return None  # no rung signed (or a timelock refund: the seller bumps it)
-    entry = chain.adapter.mempool_entry(btc.payout_txid)
-    if entry is None:
-        return None  # confirmed (the watcher folds it) or not relayed: nothing to replace
     by_txid = {r["txid"]: r for r in usable}
     chosen = next_rung([LadderRung(int(r["fee_sat"]), str(r["txid"])) for r in usable],
                        entry.fee_sat, max(entry.vsize, btc.payout_vsize or 0))
@@ -197,6 +200,23 @@ def bump_one(chain: BtcTradeChain, btc: BtcEscrow, tip: int) -> str | None:
     btc.payout_ladder = ladder
     log.info("btc payout %s stuck %d blocks: replaced by %s (fee %d sat)", old_txid,
              stuck_for(int(height), tip), txid, chosen.fee_sat)
+    return txid
+
+
+def _rebroadcast_if_dropped(chain: BtcTradeChain, btc: BtcEscrow, tip: int) -> str | None:
+    """A payout neither in the mempool nor on chain (evicted, or lost with a
+    restarted bitcoind's mempool) is broadcast again; confirmed ones are the
+    watcher's to fold."""
+    if btc.payout_txid is None or btc.payout_raw is None:
+        return None
+    if chain.adapter.tx_status(btc.payout_txid).state is not TxState.UNKNOWN:
+        return None
+    txid = chain.adapter.broadcast(bytes.fromhex(btc.payout_raw))
+    ladder = dict(btc.payout_ladder or {})
+    ladder["broadcast_height"] = tip
+    ladder["rebroadcasts"] = int(ladder.get("rebroadcasts", 0)) + 1
+    btc.payout_ladder = ladder
+    log.info("btc payout %s was dropped: broadcast again", txid)
     return txid
 
 

@@ -209,3 +209,42 @@ def test_seller_bumps_stuck_funding_with_cpfp(stingy_btc_api: BtcApi) -> None:
     assert mempool(api) == []  # the package paid enough: both mined
     order = api.get(f"/api/p2p-crypto/orders/{tid}", "seller").json()
     assert order["status"] == "funded" and order["escrow"]["funded_tx"] == funding_txid
+
+
+def test_dropped_payout_is_broadcast_again(stingy_btc_api: BtcApi) -> None:
+    """The regtest node restarts without its mempool (as a bitcoind whose
+    mempool.dat is lost): the job broadcasts the unconfirmed payout again."""
+    from localchain.bitcoin import BitcoinRegtest
+
+    from tests.functional.btc_node_fixtures import STINGY_BLOCK_MIN_FEE
+
+    api = stingy_btc_api
+    m = api.open_trade(110_000)
+    tid = trade_id(m)
+    api.bn.seller.wallet.send(m["funding"]["address"], 110_000, feerate=4)
+    api.bn.sync(mine=13)
+    payload = api.post(f"/api/p2p-crypto/orders/{tid}/release-escrow", "seller",
+                       json={}).json()["payload"]
+    r = api.post(f"/api/p2p-crypto/orders/{tid}/release-escrow", "seller",
+                 json={"psbt": api.bn.seller.sign(payload["psbt"])})
+    assert r.status_code == 202, r.text
+    txid = r.json()["ref"]
+    old = api.bn.regtest
+    old.stop()
+    (old.data_dir / "mempool.dat").unlink()
+    new = BitcoinRegtest(port=old.port, data_dir=old.data_dir,
+                         extra_args=("--blockmintxfee", STINGY_BLOCK_MIN_FEE)).start()
+    try:
+        api.bn.regtest = new
+        assert mempool(api) == []
+        job = bump_job(api)
+        job()  # not yet overdue
+        assert mempool(api) == []
+        api.bn.sync(mine=2)
+        job()
+        assert mempool(api) == [txid]
+        esc = api.get(f"/api/btc/orders/{tid}/escrow", "seller").json()
+        assert esc["fee_ladder"]["rebroadcasts"] == 1
+    finally:
+        new.stop()
+        api.bn.regtest = old
