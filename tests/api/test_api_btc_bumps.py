@@ -11,7 +11,9 @@ packages under 3 sat/vB out of blocks, through the API and the node's job:
 - a seller's funding at 1 sat/vB stuck past the payment window is bumped by a
   CPFP child the node builds and the seller signs with BDK (a key escrowd
   never sees): the node refuses children that pay elsewhere or too little,
-  broadcasts the right one, the package confirms and the trade is funded."""
+  broadcasts the right one, the package confirms and the trade is funded;
+- a payout lost from the mempool (regtest restarted without mempool.dat) is
+  broadcast again by the same job."""
 
 from __future__ import annotations
 
