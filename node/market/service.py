@@ -57,14 +57,12 @@ def install(node: Node) -> None:
     info[reputation.RULES_KEY] = rules_from(node.settings)
     node.sessions.configure(info=info)
     m = node.settings.market
-    node.jobs.append(("market-prices", lambda: _quietly(refresh_prices, node), m.price_refresh_s))
+    # failures propagate to the job runner, which logs and counts them
+    node.jobs.append(("market-prices", lambda: _run(refresh_prices, node), m.price_refresh_s))
     node.jobs.append(
-        ("market-reputation", lambda: _quietly(refresh_reputation, node), m.reputation_refresh_s)
+        ("market-reputation", lambda: _run(refresh_reputation, node), m.reputation_refresh_s)
     )
 
 
-def _quietly(job: Callable[[Node], int], node: Node) -> None:
-    try:
-        job(node)
-    except Exception:
-        log.exception("market job %s failed", getattr(job, "__name__", job))
+def _run(job: Callable[[Node], int], node: Node) -> None:
+    job(node)

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from node.db.models import P2PDispute, P2POrder
 from node.db.models_market import UserReputation
 from node.db.session import transaction
+from node.market.reputation import RULES_KEY
+from node.market.reputation_calc import Rules
 from node.market.service import refresh_reputation
 from tests.api.conftest import Api
 from tests.api.market_fixtures import *  # noqa: F403
@@ -72,6 +74,10 @@ def test_backstop_job_counts_disputes_and_expired_trades(api: Api) -> None:
         late = s.get(P2POrder, expired)
         assert late is not None
         late.status, late.matched_at = "expired", now - timedelta(hours=2)
+    jobs = {job_id: every for job_id, _fn, every in api.node.jobs}
+    assert jobs["market-reputation"] == 300 and jobs["market-prices"] == 30
+    with api.node.sessions() as s:
+        assert isinstance(s.info[RULES_KEY], Rules)  # the hook applies the configured rules
     assert refresh_reputation(api.node) == 2
     assert refresh_reputation(api.node) == 0  # nothing changed since
     got = {who: api.get("/api/p2p-crypto/reputation", who).json() for who in ("seller", "buyer")}
