@@ -22,6 +22,7 @@ account per mint (``sol_token_account``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,11 +93,20 @@ class CustodyKeys:
     def btc_hot(self, network: BitcoinNetwork) -> DerivedAddress:
         return self._btc(network, self.btc_path(network, 1, 0), 0)
 
-    def btc_private_key(self, path: str) -> PrivateKey:
-        """For the node's sweep / withdrawal signer only."""
-        key = self._btc_key(path).key
-        assert isinstance(key, PrivateKey)
-        return key
+    def btc_sign(self, tx: Any, inputs: Sequence[Any]) -> bytes:
+        """Sign every input of ``tx`` (an embit Transaction spending P2WPKH
+        outputs; ``inputs[i]`` has the ``amount`` and key ``path`` of input
+        ``i``) with SIGHASH_ALL; the signed transaction's bytes."""
+        from embit.script import Witness, p2pkh
+
+        for i, coin in enumerate(inputs):
+            key = self._btc_key(coin.path).key
+            assert isinstance(key, PrivateKey)
+            pub = key.get_public_key()
+            digest = tx.sighash_segwit(i, p2pkh(pub), coin.amount)
+            sig = key.sign(digest).serialize() + b"\x01"
+            tx.vin[i].witness = Witness([sig, pub.sec()])
+        return bytes(tx.serialize())
 
     # --- EVM ------------------------------------------------------------
 

@@ -244,7 +244,7 @@ def create_withdrawal(
     row, created = wd.request_withdrawal(
         session,
         cfg=svc.settings.custody,
-        supported_chains={"evm"} if svc.evm else set(),
+        supported_chains=svc.withdrawal_chains(),
         btc_network=svc.btc_network,
         user_id=user.id,
         asset=body.asset,
@@ -272,4 +272,3 @@ def get_reconciliation(request: Request, session: SessionDep, _admin: AdminDep) 
         "lines": [line.to_dict() for line in lines],
         "ledger_mismatches": unsound,
     }
-

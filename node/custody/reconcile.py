@@ -108,21 +108,30 @@ def _evm_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
 
 
 def _btc_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
-    rpc = svc.btc_rpc
-    assert rpc is not None
-    tip = int(rpc.rpc("getblockcount"))
-    at = tip - svc.settings.btc.confirmations + 1
-    addrs = [a.address for a in _addresses(session, "btc")]
-    addrs.append(svc.keys.btc_hot(svc.btc_network).address)
-    scan = rpc.rpc("scantxoutset", "start", [f"addr({a})" for a in addrs])
-    from node.chains.btc.rpc import btc_to_sat
+    from node.custody import btc_moves
 
-    total = sum(
-        btc_to_sat(u["amount"])
-        for u in scan.get("unspents", [])
-        if 0 < int(u.get("height", 0)) <= at
-    )
-    return [ReconLine("btc", "BTC", _held(session, "BTC"), total, at)]
+    at = btc_moves.confirmed_height(svc)
+    hot = svc.keys.btc_hot(svc.btc_network)
+    owners = {
+        a.script_hex.lower(): (a.address, a.path)
+        for a in _addresses(session, "btc")
+        if a.script_hex
+    }
+    assert hot.script_hex is not None
+    owners[hot.script_hex] = (hot.address, hot.path)
+    on_chain = sum(c.amount for c in btc_moves.scan(svc, owners, at))
+    on_chain += btc_moves.inflight_addback(svc, session, at)
+    lines = [ReconLine("btc", "BTC", _held(session, "BTC"), on_chain, at)]
+    cold = svc.settings.custody.cold_address.get("BTC")
+    if cold:
+        from wallets.custody_btc import script_of
+
+        cold_owner = {script_of(cold).hex(): (cold, "")}
+        on_cold = sum(c.amount for c in btc_moves.scan(svc, cold_owner, at))
+        lines.append(
+            ReconLine("btc", "BTC", -balance(session, NODE_COLD, "BTC"), on_cold, at, scope="cold")
+        )
+    return lines
 
 
 def reconcile(svc: CustodyService, session: Session) -> list[ReconLine]:

@@ -63,6 +63,10 @@ class CustodyService:
             out.append("sol")
         return out
 
+    def withdrawal_chains(self) -> set[str]:
+        """Chains whose withdrawals this node signs and sends."""
+        return {c for c in ("btc", "evm") if c in self.chains}
+
     def evm_assets(self) -> set[str]:
         return {self.evm_native, *self.evm_tokens} if self.evm is not None else set()
 
@@ -90,6 +94,17 @@ class CustodyService:
         for line in report:
             if not line.ok:
                 log.critical("ALERT custody reconciliation: %s", line.describe())
+
+    # One pass of each job, returning what it did (the jobs log it).
+    def run_sweeps(self) -> list[str]:
+        from node.custody.sweeps import sweep_pass
+
+        return sweep_pass(self)
+
+    def run_withdrawals(self) -> dict[int, str]:
+        from node.custody.withdrawals import process_withdrawals
+
+        return process_withdrawals(self)
 
 
 def service_for(sessions: sessionmaker[Session]) -> CustodyService:

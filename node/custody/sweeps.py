@@ -68,7 +68,13 @@ def _settle(svc: CustodyService) -> list[str]:
     assert evm is not None
     out: list[str] = []
     with svc.sessions() as s:
-        ids = list(s.scalars(select(CustodySweep.id).where(CustodySweep.status == "broadcast")))
+        ids = list(
+            s.scalars(
+                select(CustodySweep.id).where(
+                    CustodySweep.chain == "evm", CustodySweep.status == "broadcast"
+                )
+            )
+        )
     for sid in ids:
         with transaction(svc.sessions) as s:
             sw = s.get(CustodySweep, sid, with_for_update=True)
@@ -176,9 +182,21 @@ def _send_locked(
 
 
 def sweep_pass(svc: CustodyService) -> list[str]:
+    done: list[str] = []
+    if svc.btc_rpc is not None:
+        from node.custody import btc_moves
+
+        done += btc_moves.settle(svc)
+        done += btc_moves.sweep_deposits(svc)
+        done += btc_moves.sweep_to_cold(svc)
+    if svc.evm is not None:
+        done += _evm_sweep_pass(svc)
+    return done
+
+
+def _evm_sweep_pass(svc: CustodyService) -> list[str]:
     evm = svc.evm
-    if evm is None:
-        return []
+    assert evm is not None
     done = _settle(svc)
     native = svc.evm_native
     with svc.sessions() as s:

@@ -15,8 +15,9 @@ Life of a withdrawal (``custody_withdrawals.status``):
 - ``failed``: refused by the chain (or reverted); the hold is released
   (a reverted transaction's gas is still booked as a network fee).
 
-Broadcasting is implemented for EVM chains (native coin and listed ERC-20s);
-requests for other chains are refused with ``withdrawal_chain_unsupported``.
+Broadcasting is implemented for EVM chains (native coin and listed ERC-20s)
+and Bitcoin (``node.custody.btc_moves``); requests for other chains (Solana)
+are refused with ``withdrawal_chain_unsupported``.
 """
 
 from __future__ import annotations
@@ -398,8 +399,21 @@ def _settle(svc: CustodyService, wid: int) -> str:
 
 def process_withdrawals(svc: CustodyService) -> dict[int, str]:
     """One pass: sign and send what is held, settle what is confirmed."""
-    if svc.evm is None:
-        return {}
+    out: dict[int, str] = {}
+    if svc.btc_rpc is not None:
+        from node.custody import btc_moves
+
+        for item in btc_moves.settle(svc):
+            if item.startswith("withdrawal:"):
+                _w, wid, status = item.split(":")
+                out[int(wid)] = status
+        out.update(btc_moves.send_withdrawals(svc))
+    if svc.evm is not None:
+        out.update(_process_evm(svc))
+    return {k: v for k, v in out.items() if v not in ("pending", "skipped")}
+
+
+def _process_evm(svc: CustodyService) -> dict[int, str]:
     with svc.sessions() as s:
         rows = s.execute(
             select(CustodyWithdrawal.id, CustodyWithdrawal.status)
@@ -416,4 +430,4 @@ def process_withdrawals(svc: CustodyService) -> dict[int, str]:
         except ChainError as exc:
             log.warning("withdrawal %d: %s", wid, exc.message)
             out[wid] = "retry"
-    return {k: v for k, v in out.items() if v not in ("pending", "skipped")}
+    return out
