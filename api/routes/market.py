@@ -31,7 +31,7 @@ from node.db.models_market import UserReputation, VerificationDocument
 from node.errors import NotFoundError, PermissionDeniedError, ValidationError
 from node.market import payment_methods as pm
 from node.market import prices, reputation, verification
-from node.market.audit import record_shown
+from node.market.audit import record_document_viewed, record_review, record_shown
 from node.market.limits import Limit
 from node.market.opening import OpeningPolicy, used_24h
 from node.market.pricing import IndexPrice
@@ -229,6 +229,14 @@ def review_verification(
         notes=body.notes,
         now=datetime.now(UTC),
     )
+    record_review(
+        session,
+        admin=user,
+        user_id=user_id,
+        approved=body.decision == "approve",
+        level=row.level,
+        notes=body.notes,
+    )
     reputation.recompute(session, user_id)  # trusted seller depends on the level
     who = session.get(User, user_id)
     return ReviewQueueItem(
@@ -248,6 +256,7 @@ def verification_document(
     """A document's bytes, for the reviewing admin."""
     _admin(user)
     doc = verification.get_document(session, document_id)
+    record_document_viewed(session, admin=user, document_id=doc.id, owner_id=doc.user_id)
     return Response(
         content=store.get(doc.storage_key),
         media_type=doc.content_type,

@@ -26,3 +26,27 @@ def record_shown(
             "trade_status": trade.status,
         },
     )
+
+
+def record_review(
+    session: Session, *, admin: User, user_id: int, approved: bool, level: str | None, notes: str
+) -> None:
+    record_audit(
+        session,
+        actor_id=admin.id,
+        action="verification.approved" if approved else "verification.rejected",
+        subject=f"user:{user_id}",
+        details={"level": level, "notes": notes[:500]},
+    )
+
+
+def record_document_viewed(
+    session: Session, *, admin: User, document_id: int, owner_id: int
+) -> None:
+    record_audit(
+        session,
+        actor_id=admin.id,
+        action="verification_document.viewed",
+        subject=f"user:{owner_id}",
+        details={"document_id": document_id},
+    )

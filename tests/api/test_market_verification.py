@@ -80,6 +80,13 @@ def test_request_upload_review_approve(market_api: Api) -> None:
         "already_at_level"
     )
 
+    from node.db.models_accounts import AuditLog
+
+    with transaction(api.node.sessions) as s:
+        audit = [(a.action, a.subject) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert ("verification_document.viewed", f"user:{buyer}") in audit
+    assert ("verification.approved", f"user:{buyer}") in audit
+
 
 def test_rejection_lets_the_user_start_again(market_api: Api) -> None:
     api = market_api
