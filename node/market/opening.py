@@ -45,6 +45,7 @@ class OpeningPolicy:
     price_max_age_s: int = 300
     margin_min_bps: int = -5000
     margin_max_bps: int = 10_000
+    unpriced_face_value: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpeningPolicy:
@@ -60,6 +61,7 @@ class OpeningPolicy:
             price_max_age_s=m.price_max_age_s,
             margin_min_bps=m.margin_min_bps,
             margin_max_bps=m.margin_max_bps,
+            unpriced_face_value=m.limits_unpriced == "face_value",
         )
 
 
@@ -217,18 +219,30 @@ def value_in(
     symbol: str,
     target: str,
     rates: dict[tuple[str, str], Decimal],
+    face_value: bool = True,
 ) -> Decimal:
     """A trade's worth in ``target``: its fiat total when that is the target
     currency; else the fresh index (crypto in target, or fiat in target);
-    failing both, its fiat total taken at face value (stated in the docs:
-    add FX quotes to the price source for exact limits in other currencies)."""
+    failing both, its fiat total taken at face value (``face_value``; add FX
+    quotes to a price source for exact limits in other currencies), or
+    PriceUnavailableError (``market.limits_unpriced = "refuse"``)."""
     if fiat.upper() == target.upper():
         return total
     crypto_rate = rates.get((symbol.upper(), target.upper()))
     if crypto_rate is not None:
         return crypto_amount * crypto_rate
     converted = convert(total, from_fiat=fiat, to_fiat=target, rates=rates)
-    return converted if converted is not None else total
+    if converted is not None:
+        return converted
+    if face_value:
+        return total
+    raise PriceUnavailableError(
+        f"a {fiat.upper()} trade cannot be valued in {target.upper()} for the trade limits: "
+        f"no fresh {symbol.upper()}/{target.upper()} or {fiat.upper()}/{target.upper()} price",
+        code="limit_value_unknown",
+        fiat=fiat.upper(),
+        target=target.upper(),
+    )
 
 
 def check_trade_limits(
@@ -259,6 +273,7 @@ def check_trade_limits(
         symbol=ad.currency.symbol,
         target=target,
         rates=rates,
+        face_value=policy.unpriced_face_value,
     )
     levels = levels_of(session, ids)
     since = now - timedelta(hours=24)

@@ -76,6 +76,9 @@ class MarketSettings(Section):
     trade_limits_enabled: bool | None = None
     limits_fiat: str = Field("USD", pattern=r"^[A-Z]{3,8}$")
     trade_limits: dict[str, LevelLimit] = Field(default_factory=default_limits)
+    # A trade in another fiat than limits_fiat with no fresh index to convert
+    # it: counted at face value, or refused (503 limit_value_unknown).
+    limits_unpriced: Literal["face_value", "refuse"] = "face_value"
 
     # Price index: sources, refresh period, how old an index may be.
     price_sources: list[PriceSourceSettings] = Field(

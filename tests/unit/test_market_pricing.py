@@ -104,3 +104,26 @@ def test_trade_value_in_the_limits_currency() -> None:
     assert v(40, "EUR", "ETH") == Decimal(500)
     assert v(40, "EUR", "SOL") == Decimal("44.0")
     assert v(40, "NGN", "SOL") == Decimal(40)
+
+
+def test_unpriced_trade_can_be_refused_instead_of_taken_at_face_value() -> None:
+    with pytest.raises(PriceUnavailableError) as exc:
+        value_in(
+            Decimal(40),
+            fiat="NGN",
+            crypto_amount=Decimal(1),
+            symbol="SOL",
+            target="USD",
+            rates={},
+            face_value=False,
+        )
+    assert exc.value.code == "limit_value_unknown" and exc.value.http_status == 503
+    assert value_in(
+        Decimal(40),
+        fiat="USD",
+        crypto_amount=Decimal(1),
+        symbol="SOL",
+        target="USD",
+        rates={},
+        face_value=False,
+    ) == Decimal(40)

@@ -73,6 +73,9 @@ def test_policy_from_settings(tmp_path: Path) -> None:
     assert prod.limits["basic"] == Limit(per_trade=Decimal(10), per_24h=None)
     assert prod.limits["unverified"].per_trade == Decimal(500)  # default kept
     assert prod.limits["trusted"].per_24h is None
+    assert prod.unpriced_face_value is True
+    strict = load_settings(data_dir=tmp_path, market={"limits_unpriced": "refuse"})
+    assert OpeningPolicy.from_settings(strict).unpriced_face_value is False
     assert OpeningPolicy().limits_enabled is False  # direct callers: no limits
 
 
