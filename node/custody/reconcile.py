@@ -140,7 +140,20 @@ def reconcile(svc: CustodyService, session: Session) -> list[ReconLine]:
         lines += _evm_lines(svc, session)
     if svc.btc_rpc is not None:
         lines += _btc_lines(svc, session)
+    if svc.sol_watcher is not None:
+        lines += _sol_lines(svc, session)
     return lines
+
+
+def _sol_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
+    w = svc.sol_watcher
+    items = w.watched(session)
+    slot, observed = w.read(items) if items else (0, {})
+    assets = [w.native, *sorted(w.tokens)]
+    totals = dict.fromkeys(assets, 0)
+    for (_account, asset), amount in observed.items():
+        totals[asset] += amount
+    return [ReconLine("sol", a, _held(session, a), totals[a], slot) for a in assets]
 
 
 def ledger_soundness(session: Session) -> list[dict[str, str]]:

@@ -47,6 +47,7 @@ class CustodyService:
     evm_native: str = "ETH"
     evm_tokens: dict[str, str] = field(default_factory=dict)  # symbol -> token address
     btc_rpc: BitcoinRpc | None = None
+    sol_watcher: Any = None
     watchers: list[Any] = field(default_factory=list)
     # One sender at a time from the hot wallet (withdrawals and cold sweeps run
     # as separate jobs): its pending nonce is read, signed and sent under it.
@@ -59,7 +60,7 @@ class CustodyService:
             out.append("btc")
         if self.evm is not None:
             out.append("evm")
-        if self.settings.sol_enabled:
+        if self.sol_watcher is not None:
             out.append("sol")
         return out
 
@@ -140,6 +141,8 @@ def install(node: Node) -> None:
         _setup_evm(node, svc)
     if settings.btc_enabled:
         _setup_btc(node, svc)
+    if settings.sol_enabled:
+        _setup_sol(node, svc)
     _REGISTRY[id(node.sessions)] = svc
 
     def unregister() -> None:
@@ -240,5 +243,42 @@ def _setup_btc(node: Node, svc: CustodyService) -> None:
     watcher = CustodyBtcWatcher.for_settings(
         adapter, node.sessions, cfg, start_block=start, on_confirmed=on_confirmed
     )
+    svc.watchers.append(watcher)
+    node.watchers.append(watcher)
+
+
+def _setup_sol(node: Node, svc: CustodyService) -> None:
+    from sqlalchemy import select
+
+    from node.chains.sol.client import SolClient
+    from node.custody.sol_watch import SolDepositWatcher
+    from node.db.models import CryptoCurrency
+
+    cfg = node.settings.sol
+    dev = node.dev_chains.get("sol")
+    url = dev.url if dev is not None else cfg.rpc_url
+    if url is None:
+        return
+    with node.sessions() as s:
+        tokens = {
+            c.symbol: str(c.contract_address)
+            for c in s.scalars(
+                select(CryptoCurrency).where(
+                    CryptoCurrency.chain == "sol", CryptoCurrency.contract_address.is_not(None)
+                )
+            )
+        }
+    client = SolClient(url)
+    node.closers.append(client.close)
+    watcher = SolDepositWatcher(
+        client,
+        node.sessions,
+        cluster=cfg.cluster,
+        commitment=cfg.commitment,
+        native="SOL",
+        tokens=tokens,
+        poll_interval_s=cfg.poll_interval_ms / 1000,
+    )
+    svc.sol_watcher = watcher
     svc.watchers.append(watcher)
     node.watchers.append(watcher)

@@ -210,3 +210,22 @@ class CustodySweep(Base):
     raw_tx: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustodyObservation(Base):
+    """Solana deposits: what has been credited for one deposit account (the
+    user's wallet for SOL, its associated token account per SPL mint), as
+    last read at the commitment (see node.custody.sol_watch)."""
+
+    __tablename__ = "custody_observations"
+    __table_args__ = (UniqueConstraint("chain", "account", "asset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(64))
+    asset: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    credited: Mapped[int] = mapped_column(BaseUnits(), default=0)
+    changes: Mapped[int] = mapped_column(Integer, default=0)  # numbers each ledger ref
+    slot: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

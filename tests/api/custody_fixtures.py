@@ -74,6 +74,10 @@ class CustodyNode:
         for w in self.svc.watchers:
             w.sync()
 
+    def sync_changes(self) -> list[str]:
+        """Step the Solana deposit watcher; what it credited or reversed."""
+        return list(self.svc.sol_watcher.step())
+
     def add_users(self, *names: str) -> None:
         with transaction(self.node.sessions) as s:
             for name in names:

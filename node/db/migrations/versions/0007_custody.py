@@ -179,8 +179,33 @@ def upgrade() -> None:
         op.f("ix_custody_withdrawals_user_id"), "custody_withdrawals", ["user_id"], unique=False
     )
 
+    op.create_table(
+        "custody_observations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("chain", sa.String(length=32), nullable=False),
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("asset", sa.String(length=16), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("credited", node.db.types.BaseUnits(precision=78, scale=0), nullable=False),
+        sa.Column("changes", sa.Integer(), nullable=False),
+        sa.Column("slot", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", node.db.types.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_custody_observations_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custody_observations")),
+        sa.UniqueConstraint(
+            "chain", "account", "asset", name=op.f("uq_custody_observations_chain_account_asset")
+        ),
+    )
+    op.create_index(
+        op.f("ix_custody_observations_user_id"), "custody_observations", ["user_id"], unique=False
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_custody_observations_user_id"), table_name="custody_observations")
+    op.drop_table("custody_observations")
     op.drop_index(op.f("ix_custody_withdrawals_user_id"), table_name="custody_withdrawals")
     op.drop_index(op.f("ix_custody_withdrawals_status"), table_name="custody_withdrawals")
     op.drop_table("custody_withdrawals")
