@@ -18,7 +18,7 @@ from node.custody.ledger import user_balances
 from node.custody.reconcile import ledger_soundness, reconcile
 from node.custody.service import CustodyService, service_for
 from node.db.models import utcnow
-from node.db.models_custody import CustodyAddress, CustodyWithdrawal
+from node.db.models_custody import CustodyAddress, CustodyDeposit, CustodyWithdrawal
 from node.errors import NotFoundError, ValidationError
 
 router = APIRouter(prefix="/api/p2p-crypto", tags=["custody"])
@@ -163,6 +163,44 @@ def create_deposit_address(
         session, svc.keys, user_id=user.id, chain=chain, btc_network=svc.btc_network
     )
     return _address_out(session, row)
+
+
+class DepositPublic(BaseModel):
+    id: int
+    asset: str
+    address: str
+    txid: str
+    output: int
+    amount: str
+    block_number: int
+    status: str  # credited | reversed
+    created_at: datetime
+
+
+@router.get("/deposits", response_model=list[DepositPublic])
+def list_deposits(session: SessionDep, user: UserDep) -> list[DepositPublic]:
+    """The caller's Bitcoin and EVM deposits as credited (or reversed by a
+    reorg); Solana deposits show in the balances only."""
+    rows = session.scalars(
+        select(CustodyDeposit)
+        .where(CustodyDeposit.user_id == user.id)
+        .order_by(CustodyDeposit.id.desc())
+        .limit(200)
+    )
+    return [
+        DepositPublic(
+            id=d.id,
+            asset=d.asset,
+            address=d.address,
+            txid=d.txid,
+            output=d.output,
+            amount=str(d.amount),
+            block_number=d.block_number,
+            status=d.status,
+            created_at=d.created_at,
+        )
+        for d in rows
+    ]
 
 
 # --- withdrawal allow-list -----------------------------------------------------

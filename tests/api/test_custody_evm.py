@@ -7,10 +7,12 @@ reconciliation of the ledger with the chain at every step."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
 import pyotp
+import pytest
 from sqlalchemy import update
 
 from node.accounts.totp import enable_totp, setup_totp
@@ -96,7 +98,9 @@ def _enable_totp(api: EvmCustodyApi, who: str) -> pyotp.TOTP:
     return totp
 
 
-def test_sweep_withdrawal_under_policy_and_reconciliation(evm_custody: EvmCustodyApi) -> None:
+def test_sweep_withdrawal_under_policy_and_reconciliation(
+    evm_custody: EvmCustodyApi, caplog: pytest.LogCaptureFixture
+) -> None:
     api = evm_custody
     w3 = api.chain.w3
     addr = _deposit_address(api, "seller")
@@ -186,6 +190,22 @@ def test_sweep_withdrawal_under_policy_and_reconciliation(evm_custody: EvmCustod
     _reconciled(api)
     with api.node.sessions() as s:
         assert check_balances(s) == []
+
+    deposits = api.get(f"{P}/deposits", "seller").json()
+    assert [(d["asset"], d["amount"], d["status"]) for d in deposits] == [
+        ("ETH", str(ETH), "credited")
+    ]
+    assert api.get(f"{P}/deposits", "buyer").json() == []
+
+    # coins the ledger does not know of: the reconciliation says so, the job alerts
+    _send(api, hot, 12_345)
+    api.sync(mine=2)
+    body = api.get(f"{P}/admin/reconciliation", "admin").json()
+    assert not body["ok"]
+    assert [x["difference"] for x in body["lines"] if not x["ok"]] == ["12345"]
+    with caplog.at_level(logging.CRITICAL, logger="escrowd.custody"):
+        api.svc.reconcile_job()
+    assert "ALERT custody reconciliation" in caplog.text
 
     assert api.delete(f"{P}/withdrawal-addresses/{entry_id}", "buyer").status_code == 404
     assert api.delete(f"{P}/withdrawal-addresses/{entry_id}", "seller").status_code == 204
