@@ -20,7 +20,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from solders.keypair import Keypair
 
 from tests.api.auth_fixtures import *  # noqa: F403
-from tests.api.auth_fixtures import Api, sol_body
+from tests.api.auth_fixtures import sol_body
+from tests.api.conftest import Api
 from tests.api.test_api_p2p_orders import act, funded_trade, match, post_ad
 
 P = "/api/p2p-crypto"
