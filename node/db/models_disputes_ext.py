@@ -103,12 +103,16 @@ class DisputeRuling(Base):
 
 class TradeEvent(Base):
     """The outbox: one row per change of a trade, written in the transaction
-    of the change. Its id is the SSE event id and the webhook event id."""
+    of the change. ``seq`` is given at commit, in commit order (see
+    ``node.events.outbox``): it is the public event id (SSE ``id``,
+    ``Last-Event-ID``, webhook event id), so a reader that saw event N has
+    seen every event before N."""
 
     __tablename__ = "trade_events"
     __table_args__ = (Index("ix_trade_events_order", "p2p_order_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     p2p_order_id: Mapped[int] = mapped_column(ForeignKey("p2p_crypto_orders.id"))
     kind: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column()

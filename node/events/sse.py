@@ -41,7 +41,7 @@ def _fetch(
 ) -> list[tuple[int, str, dict[str, object]]]:
     with sessions() as session:
         return [
-            (e.id, e.kind, event_body(e))
+            (e.seq or 0, e.kind, event_body(e))
             for e in events_for_user(session, user_id=user_id, after_id=after_id)
         ]
 

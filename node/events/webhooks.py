@@ -173,7 +173,7 @@ def deliver_due(
         ).all()
         for delivery, sub, event in rows:
             out = post_signed(
-                client, url=sub.url, secret=sub.secret, event_id=event.id,
+                client, url=sub.url, secret=sub.secret, event_id=event.seq or event.id,
                 body=orjson.dumps(event_body(event)), timeout_s=cfg.webhook_timeout_s,
             )
             record_attempt(delivery, out, now=moment, cfg=cfg)

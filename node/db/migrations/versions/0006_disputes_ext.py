@@ -38,6 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "trade_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=True),
         sa.Column("p2p_order_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
@@ -48,6 +49,7 @@ def upgrade() -> None:
             name=op.f("fk_trade_events_p2p_order_id_p2p_crypto_orders"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_trade_events")),
+        sa.UniqueConstraint("seq", name=op.f("uq_trade_events_seq")),
     )
     with op.batch_alter_table("trade_events", schema=None) as batch_op:
         batch_op.create_index("ix_trade_events_order", ["p2p_order_id", "id"], unique=False)
