@@ -98,20 +98,25 @@ class _Order:
     )
 
     def __init__(self, cmd: PlaceOrder, seq: int) -> None:
-        self.oid: int = cmd.order_id
-        self.user: int = cmd.user_id
-        self.buy: bool = cmd.side is _BUY
+        oid, user, side, _t, qty, price = cmd[:6]
+        self.oid: int = oid
+        self.user: int = user
+        self.buy: bool = side is _BUY
         self.cmd: PlaceOrder = cmd
-        self.qty: int = cmd.quantity
+        self.qty: int = qty
         self.filled: int = 0
-        self.rem: int = cmd.quantity
-        self.price: int | None = cmd.price
+        self.rem: int = qty
+        self.price: int | None = price
         self.hold: int = 0
         self.hold_price: int | None = None
         self.seq: int = seq
         self.state: int = INFLIGHT
         self.ref: int | None = None  # a trailing stop's peak or trough
         self.reason: str | None = None  # why a taker stopped early
+
+
+def _no_op(_command: Tick, _events: list[Event]) -> None:
+    """A clock tick does its work (GTD expiry) before any command."""
 
 
 class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes
@@ -153,6 +158,10 @@ class Engine:
         self._tick, self._step = pair.tick_size, pair.step_size
         self._min_qty, self._max_qty = pair.min_quantity, pair.max_quantity
         self._min_price, self._max_price = pair.min_price, pair.max_price
+        self._handlers: dict[type, Any] = {
+            PlaceOrder: self._place, CancelOrder: self._cancel, AmendOrder: self._amend,
+            SetFunds: self._set_funds, Deposit: self._deposit, Tick: _no_op,
+        }
 
     # ------------------------------------------------------------------ API
 
@@ -162,21 +171,13 @@ class Engine:
         ts = command.ts
         if ts > self._now:
             self._now = ts
-        if self._expiry and self._expiry[0][0] <= self._now:
+        expiry = self._expiry
+        if expiry and expiry[0][0] <= self._now:
             self._expire(events)
-        kind = type(command)
-        if kind is PlaceOrder:
-            self._place(command, events)  # type: ignore[arg-type]
-        elif kind is CancelOrder:
-            self._cancel(command, events)  # type: ignore[arg-type]
-        elif kind is AmendOrder:
-            self._amend(command, events)  # type: ignore[arg-type]
-        elif kind is SetFunds:
-            self._set_funds(command, events)  # type: ignore[arg-type]
-        elif kind is Deposit:
-            self._deposit(command, events)  # type: ignore[arg-type]
-        elif kind is not Tick:
+        handler = self._handlers.get(type(command))
+        if handler is None:
             raise TypeError(f"not an engine command: {command!r}")
+        handler(command, events)
         return events
 
     def apply_all(self, commands: Iterable[Command]) -> list[Event]:
@@ -447,22 +448,22 @@ class Engine:
     # ------------------------------------------------------------- commands
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
-        oid = cmd.order_id
+        # one unpack instead of a dozen attribute reads (this is the hot path)
+        oid, _u, _s, otype, qty, price, stop, tif, expires, stop_limit, trail, trail_bps = cmd[:12]
         seen = self._seen
         if oid in seen:
             events.append(OrderRejected(oid, "duplicate_order_id"))
             return
         seen.add(oid)
-        price, qty = cmd.price, cmd.quantity
         if not (  # the common case, a plain valid limit order, checked inline
-            cmd.order_type is _LIMIT
+            otype is _LIMIT
             and price is not None
-            and cmd.stop_price is None
-            and cmd.expires_at is None
-            and cmd.time_in_force is not _GTD
-            and cmd.stop_limit_price is None
-            and cmd.trail_amount is None
-            and cmd.trail_bps is None
+            and stop is None
+            and expires is None
+            and tif is not _GTD
+            and stop_limit is None
+            and trail is None
+            and trail_bps is None
             and not qty % self._step
             and self._min_qty <= qty <= self._max_qty
             and not price % self._tick
@@ -477,8 +478,7 @@ class Engine:
                 events.append(OrderRejected(oid, e.code, e.message))
                 return
         o = _Order(cmd, self._seq + 1)  # the sequence moves only if accepted
-        otype = o.cmd.order_type
-        if cmd.time_in_force is _FOK and not self._fok_fillable(o):
+        if tif is _FOK and not self._fok_fillable(o):
             events.append(OrderRejected(oid, "fok_not_fillable"))
             return
         ledger = self.ledger
@@ -509,7 +509,7 @@ class Engine:
                 heapq.heappop(heap)
                 key = None
             if key is None or (price is not None and key > (price if side else -price)):
-                if price is not None and cmd.time_in_force is _GTC:  # rest, inline
+                if price is not None and tif is _GTC:  # rest, inline
                     own = 1 - side
                     own_qty = self._level_qty[own]
                     if price in own_qty:
@@ -532,8 +532,8 @@ class Engine:
             ):
                 self._run_triggers(events)
             return
-        if o.cmd.expires_at is not None:
-            heapq.heappush(self._expiry, (o.cmd.expires_at, o.seq, oid))
+        if expires is not None:
+            heapq.heappush(self._expiry, (expires, o.seq, oid))
         if otype is _TRAILING:
             o.state = PENDING
             o.ref = self._last
@@ -545,11 +545,11 @@ class Engine:
             o.state = OCO
         else:
             o.state = PENDING
-        assert o.cmd.stop_price is not None
+        assert stop is not None
         if o.buy:
-            heapq.heappush(self._buy_stops, (o.cmd.stop_price, o.seq, oid))
+            heapq.heappush(self._buy_stops, (stop, o.seq, oid))
         else:
-            heapq.heappush(self._sell_stops, (-o.cmd.stop_price, o.seq, oid))
+            heapq.heappush(self._sell_stops, (-stop, o.seq, oid))
 
     def _validate(self, cmd: PlaceOrder) -> None:
         pair = self.pair

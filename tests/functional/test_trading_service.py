@@ -139,11 +139,11 @@ def test_dropping_the_engine_mid_stream_rebuilds_it_from_the_database(
 ) -> None:
     m = make_market(sessions)
     svc = service(sessions)
-    stream = order_stream(m.pair_id, list(m.users.values()), 150, seed=11)
+    stream = order_stream(m.pair_id, list(m.users.values()), 110, seed=11)
     snapshots: list[object] = []
 
     def crash_now_and_then(i: int) -> None:
-        if i in (50, 100, 140):
+        if i in (40, 75, 105):
             before = svc._books[m.pair_id].engine.snapshot()
             svc.drop()  # the process "dies": all in-memory state is gone
             book = svc.rebuild(m.pair_id)  # recovery checks the log against the fills

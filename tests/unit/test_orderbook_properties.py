@@ -168,7 +168,7 @@ def run(cmds: list[Command], *, with_ledger: bool = True) -> tuple[Engine, Ledge
 
 
 SETTINGS = settings(
-    derandomize=True, max_examples=200, deadline=None,
+    derandomize=True, max_examples=120, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
