@@ -10,6 +10,7 @@ job's clock tick."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -263,3 +264,25 @@ def test_gtd_orders_expire_on_the_jobs_tick(sessions: sessionmaker[Session]) -> 
         svc.place(alice, req(m.pair_id, SELL, LIMIT, BTC, usd(65_000),
                              time_in_force=TimeInForce.GTD, expires_at=clock.now - 1))
     assert bad.value.code == "expiry_in_past"
+
+
+def test_the_embedded_sqlite_database_works_the_same(tmp_path: Path) -> None:
+    from node.db.migrate import upgrade
+    from node.db.session import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'escrowd.sqlite'}")
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    m = make_market(sessions)
+    svc = service(sessions)
+    alice, bob = m.users["alice"], m.users["bob"]
+    svc.place(alice, req(m.pair_id, SELL, LIMIT, BTC, usd(65_000)))
+    buy = svc.place(bob, req(m.pair_id, BUY, MARKET, BTC // 2))
+    assert buy.status == "filled"
+    svc.drop()
+    book = svc.rebuild(m.pair_id)
+    assert book.engine.depth() == ([], [(usd(65_000), BTC // 2)])
+    with sessions() as s:
+        assert check_balances(s) == []
+        assert held(s, bob, "USDT") == 0 and held(s, alice, "BTC") == BTC // 2
+    engine.dispose()
