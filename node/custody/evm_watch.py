@@ -11,6 +11,9 @@ chain key ``custody:evm:<chain id>``, fed by an adapter that finds payments to
 - ERC-20: one ``eth_getLogs`` over the listed tokens for ``Transfer`` events
   whose recipient topic is a deposit address.
 
+Transfers from the node's own wallets (``internal_senders``: the hot wallet's
+gas top-ups) are movements between holdings, not deposits, and are skipped.
+
 Events are ``Deposit`` with ``escrow_key`` = the deposit address and args
 {txid, output, amount (decimal string), asset}; ``output`` is the log index
 for tokens and -1 for the native coin.
@@ -43,8 +46,18 @@ def _topic(address: str) -> str:
 class CustodyEvmAdapter:
     """The parts of ``ChainAdapter`` the watcher uses, over an ``EvmAdapter``."""
 
-    def __init__(self, evm: EvmAdapter, *, native: str, tokens: dict[str, str]) -> None:
+    def __init__(
+        self,
+        evm: EvmAdapter,
+        *,
+        native: str,
+        tokens: dict[str, str],
+        internal_senders: Iterable[str] = (),
+    ) -> None:
         self.evm = evm
+        # The node's own wallets (the hot wallet tops deposit addresses up with
+        # gas): what they send is a movement between holdings, not a deposit.
+        self.internal = {a.lower() for a in internal_senders}
         self.native = native
         self.tokens = {to_checksum_address(a): s for a, s in tokens.items()}  # address -> symbol
         self._chain_key = f"custody:evm:{evm.chain_id}"
@@ -87,7 +100,12 @@ class CustodyEvmAdapter:
             for block in blocks:
                 for tx in (block or {}).get("transactions", []):
                     to = tx.get("to")
-                    if to and to.lower() in watched and int(tx.get("value", "0x0"), 16) > 0:
+                    if (
+                        to
+                        and to.lower() in watched
+                        and int(tx.get("value", "0x0"), 16) > 0
+                        and str(tx.get("from", "")).lower() not in self.internal
+                    ):
                         matches.append((block, tx))
         if matches:
             receipts = rpc.batch(
@@ -128,7 +146,8 @@ class CustodyEvmAdapter:
                     continue
                 to = "0x" + lg["topics"][2][-40:]
                 amount = int(lg["data"], 16) if lg["data"] not in ("0x", "") else 0
-                if to.lower() not in watched or amount == 0:
+                sender = "0x" + lg["topics"][1][-40:]
+                if to.lower() not in watched or amount == 0 or sender.lower() in self.internal:
                     continue
                 txid = str(lg["transactionHash"]).lower()
                 idx = int(lg["logIndex"], 16)

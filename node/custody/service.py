@@ -175,7 +175,10 @@ def _setup_evm(node: Node, svc: CustodyService) -> None:
         dep.rpc_url, escrow_address=dep.escrow_address, chain_id=dep.chain_id
     )
     adapter = CustodyEvmAdapter(
-        watch_rpc, native=dep.native_symbol, tokens={t.address: t.symbol for t in dep.tokens}
+        watch_rpc,
+        native=dep.native_symbol,
+        tokens={t.address: t.symbol for t in dep.tokens},
+        internal_senders=[svc.keys.evm_hot().address],
     )
     native = dep.native_symbol
 

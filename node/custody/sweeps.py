@@ -12,12 +12,18 @@ One pass (``sweep_pass``, the ``custody-sweep`` job):
 2. moves each deposit address's *confirmed* balance (read at the confirmed
    block, so nothing not yet credited is moved) into the hot wallet, minus gas,
    when it is at least ``custody.min_sweep`` (default: 10x the gas);
-3. sends the hot wallet's excess above ``custody.hot_ceiling[asset]`` to
-   ``custody.cold_address[asset]`` (an address only: the node has no cold key).
+3. moves each deposit address's confirmed ERC-20 balances into the hot
+   wallet; the address pays the gas, and when it has too little the hot
+   wallet first sends it what is missing (a ``gas`` sweep: ``node:hot
+   +amount+fee, node:deposit -amount, expense -fee``);
+4. sends the hot wallet's native excess above ``custody.hot_ceiling[asset]``
+   to ``custody.cold_address[asset]`` (an address only: the node has no cold
+   key).
 
-The raw transaction is stored before it is sent, so a crash never signs a
-second one; one address has at most one sweep in flight. ERC-20 balances of
-deposit addresses are not swept (the addresses hold no gas): a documented gap.
+Network fees are always in the native coin: a token sweep books the token
+between the holding accounts and its gas as ``node:deposit +fee, expense
+-fee`` in ETH. The raw transaction is stored before it is sent, so a crash
+never signs a second one; one address has at most one sweep in flight.
 """
 
 from __future__ import annotations
@@ -63,9 +69,19 @@ def confirmed_height(svc: CustodyService) -> int:
     return head - svc.settings.evm.confirmations + 1
 
 
+ROUTES = {  # kind -> (from account, to account)
+    "to_hot": (NODE_DEPOSIT, NODE_HOT),
+    "to_cold": (NODE_HOT, NODE_COLD),
+    "gas": (NODE_HOT, NODE_DEPOSIT),
+}
+TRANSFER = "a9059cbb"
+BALANCE_OF = "70a08231"
+
+
 def _settle(svc: CustodyService) -> list[str]:
     evm = svc.evm
     assert evm is not None
+    native = svc.evm_native
     out: list[str] = []
     with svc.sessions() as s:
         ids = list(
@@ -93,14 +109,13 @@ def _settle(svc: CustodyService) -> list[str]:
                 continue
             fee = int(rcpt["gasUsed"], 16) * int(rcpt.get("effectiveGasPrice", "0x0"), 16)
             sw.network_fee = fee
-            src = NODE_DEPOSIT if sw.kind == "to_hot" else NODE_HOT
-            dst = NODE_HOT if sw.kind == "to_hot" else NODE_COLD
+            src, dst = ROUTES[sw.kind]
             ok = int(rcpt["status"], 16) == 1
-            moved = sw.amount if ok else 0
-            legs = [Leg(src, sw.asset, moved + fee), Leg(NODE_NETWORK_FEES, sw.asset, -fee)]
-            if moved:
-                legs.append(Leg(dst, sw.asset, -moved))
-            legs = [leg for leg in legs if leg.amount]
+            legs = []
+            if fee:
+                legs += [Leg(src, native, fee), Leg(NODE_NETWORK_FEES, native, -fee)]
+            if ok:
+                legs += [Leg(src, sw.asset, sw.amount), Leg(dst, sw.asset, -sw.amount)]
             if legs:
                 post_entry(s, ref=f"sweep:{sw.id}:settle", kind=f"sweep_{sw.kind}", legs=legs)
             sw.status = "confirmed" if ok else "failed"
@@ -115,17 +130,37 @@ def _send(
     path: str,
     src: str,
     dst: str,
+    asset: str,
     amount: int,
     max_fee: int,
     tip: int,
+    gas: int = GAS,
 ) -> str:
-    if kind == "to_cold":  # from the hot wallet: one sender at a time
+    if src == svc.keys.evm_hot().address:  # one sender at a time from the hot wallet
         with svc.hot_lock:
             return _send_locked(
-                svc, kind=kind, path=path, src=src, dst=dst, amount=amount, max_fee=max_fee, tip=tip
+                svc,
+                kind=kind,
+                path=path,
+                src=src,
+                dst=dst,
+                asset=asset,
+                amount=amount,
+                max_fee=max_fee,
+                tip=tip,
+                gas=gas,
             )
     return _send_locked(
-        svc, kind=kind, path=path, src=src, dst=dst, amount=amount, max_fee=max_fee, tip=tip
+        svc,
+        kind=kind,
+        path=path,
+        src=src,
+        dst=dst,
+        asset=asset,
+        amount=amount,
+        max_fee=max_fee,
+        tip=tip,
+        gas=gas,
     )
 
 
@@ -136,22 +171,27 @@ def _send_locked(
     path: str,
     src: str,
     dst: str,
+    asset: str,
     amount: int,
     max_fee: int,
     tip: int,
+    gas: int,
 ) -> str:
     evm = svc.evm
     assert evm is not None
-    tx = {
-        "to": dst,
-        "value": amount,
-        "gas": GAS,
+    tx: dict[str, object] = {
+        "gas": gas,
         "maxFeePerGas": max_fee,
         "maxPriorityFeePerGas": tip,
         "nonce": evm.nonce(src, "pending"),
         "chainId": evm.chain_id,
         "type": 2,
     }
+    if asset == svc.evm_native:
+        tx.update(to=dst, value=amount)
+    else:
+        data = "0x" + TRANSFER + dst[2:].lower().rjust(64, "0") + f"{amount:064x}"
+        tx.update(to=svc.evm_tokens[asset], value=0, data=data)
     raw = svc.keys.evm_sign(path, tx)
     txid = "0x" + keccak(raw).hex()
     with transaction(svc.sessions) as s:
@@ -159,7 +199,7 @@ def _send_locked(
             CustodySweep(
                 kind=kind,
                 chain="evm",
-                asset=svc.evm_native,
+                asset=asset,
                 from_address=src,
                 to_address=dst,
                 amount=amount,
@@ -194,6 +234,84 @@ def sweep_pass(svc: CustodyService) -> list[str]:
     return done
 
 
+def _token_sweeps(
+    svc: CustodyService,
+    todo: list[tuple[str, str]],
+    at: int,
+    busy: set[str],
+    max_fee: int,
+    tip: int,
+) -> list[str]:
+    """Confirmed ERC-20 balances of deposit addresses -> hot (gas topped up first)."""
+    evm = svc.evm
+    assert evm is not None
+    hot = svc.keys.evm_hot()
+    done: list[str] = []
+    with svc.sessions() as s:
+        topping = set(
+            s.scalars(
+                select(CustodySweep.to_address).where(
+                    CustodySweep.kind == "gas", CustodySweep.status == "broadcast"
+                )
+            )
+        )
+    for symbol, token in sorted(svc.evm_tokens.items()):
+        calls = [
+            (
+                "eth_call",
+                ({"to": token, "data": "0x" + BALANCE_OF + a[2:].lower().rjust(64, "0")}, hex(at)),
+            )
+            for a, _p in todo
+        ]
+        balances = evm.rpc.batch(calls) if calls else []
+        floor = svc.settings.custody.min_sweep.get(symbol, 1)
+        for (address, path), bal_hex in zip(todo, balances, strict=True):
+            amount = int(bal_hex, 16)
+            if amount < floor or address in busy:
+                continue
+            busy.add(address)
+            data = "0x" + TRANSFER + hot.address[2:].lower().rjust(64, "0") + f"{amount:064x}"
+            gas = evm.estimate_gas({"from": address, "to": token, "data": data}) * 6 // 5
+            have = int(evm.rpc.call("eth_getBalance", address, "pending"), 16)
+            if have >= gas * max_fee:
+                done.append(
+                    _send(
+                        svc,
+                        kind="to_hot",
+                        path=path,
+                        src=address,
+                        dst=hot.address,
+                        asset=symbol,
+                        amount=amount,
+                        max_fee=max_fee,
+                        tip=tip,
+                        gas=gas,
+                    )
+                )
+            elif address not in topping:
+                need = gas * max_fee - have
+                hot_has = int(evm.rpc.call("eth_getBalance", hot.address, "pending"), 16)
+                if hot_has < need + GAS * max_fee:
+                    log.warning(
+                        "hot wallet cannot pay the gas to sweep %s from %s", symbol, address
+                    )
+                    continue
+                done.append(
+                    _send(
+                        svc,
+                        kind="gas",
+                        path=hot.path,
+                        src=hot.address,
+                        dst=address,
+                        asset=svc.evm_native,
+                        amount=need,
+                        max_fee=max_fee,
+                        tip=tip,
+                    )
+                )
+    return done
+
+
 def _evm_sweep_pass(svc: CustodyService) -> list[str]:
     evm = svc.evm
     assert evm is not None
@@ -201,7 +319,11 @@ def _evm_sweep_pass(svc: CustodyService) -> list[str]:
     native = svc.evm_native
     with svc.sessions() as s:
         busy = set(
-            s.scalars(select(CustodySweep.from_address).where(CustodySweep.status == "broadcast"))
+            s.scalars(
+                select(CustodySweep.from_address).where(
+                    CustodySweep.chain == "evm", CustodySweep.status == "broadcast"
+                )
+            )
         )
         addrs = [
             (a.address, a.path)
@@ -215,10 +337,13 @@ def _evm_sweep_pass(svc: CustodyService) -> list[str]:
     max_fee, tip = quote.max_fee(), quote.max_priority_fee
     gas_cost = GAS * max_fee
     hot = svc.keys.evm_hot()
+    hot_was_busy = hot.address in busy
 
     at = confirmed_height(svc)
     todo = [(a, p) for a, p in addrs if a not in busy]
     if todo and at >= 0:
+        done += _token_sweeps(svc, todo, at, busy, max_fee, tip)
+        todo = [(a, p) for a, p in todo if a not in busy]
         balances = evm.rpc.batch([("eth_getBalance", (a, hex(at))) for a, _p in todo])
         floor = svc.settings.custody.min_sweep.get(native, 10 * gas_cost)
         for (address, path), bal_hex in zip(todo, balances, strict=True):
@@ -232,6 +357,7 @@ def _evm_sweep_pass(svc: CustodyService) -> list[str]:
                     path=path,
                     src=address,
                     dst=hot.address,
+                    asset=native,
                     amount=bal - gas_cost,
                     max_fee=max_fee,
                     tip=tip,
@@ -240,7 +366,7 @@ def _evm_sweep_pass(svc: CustodyService) -> list[str]:
 
     ceiling = svc.settings.custody.hot_ceiling.get(native)
     cold = svc.settings.custody.cold_address.get(native)
-    if ceiling is not None and cold and hot.address not in busy:
+    if ceiling is not None and cold and not hot_was_busy:
         bal = int(evm.rpc.call("eth_getBalance", hot.address, "pending"), 16)
         excess = bal - ceiling
         if excess > 0 and bal >= excess + gas_cost:
@@ -251,6 +377,7 @@ def _evm_sweep_pass(svc: CustodyService) -> list[str]:
                     path=hot.path,
                     src=hot.address,
                     dst=cold,
+                    asset=native,
                     amount=excess,
                     max_fee=max_fee,
                     tip=tip,

@@ -260,3 +260,69 @@ def test_withdrawal_refused_by_the_chain_releases_the_hold(evm_custody: EvmCusto
     assert w["status"] == "failed" and "refused" in w["error"]
     assert api.balances("seller")["ETH"] == {"available": ETH, "held": 0, "debt": 0}
     _reconciled(api)
+
+
+def test_token_sweep_with_gas_top_up_and_token_withdrawal(evm_custody: EvmCustodyApi) -> None:
+    """ERC-20 deposits reach the hot wallet although the deposit address has no
+    gas (the hot wallet tops it up first), and are withdrawn from there."""
+    api = evm_custody
+    w3 = api.chain.w3
+    tusd = api.chain.token("TUSD")
+    seller_addr = _deposit_address(api, "seller")
+    r = api.post(f"{P}/deposit-addresses", "buyer", json={"asset": "TUSD"})
+    buyer_addr = r.json()["address"]
+    api.sync()
+    _send(api, seller_addr, ETH)  # the hot wallet's gas comes from this deposit
+    api.sync(mine=2)
+    api.svc.run_sweeps()
+    api.sync(mine=2)
+    api.svc.run_sweeps()
+    hot = api.svc.keys.evm_hot().address
+    assert w3.eth.get_balance(hot) > 0
+
+    tusd.functions.transfer(buyer_addr, 7 * ETH).transact({"from": api.chain.accounts[1].address})
+    api.sync(mine=2)
+    assert api.balances("buyer")["TUSD"]["available"] == 7 * ETH
+    assert w3.eth.get_balance(buyer_addr) == 0
+    assert [x.split(":")[0] for x in api.svc.run_sweeps()] == ["gas"]
+    api.sync(mine=2)
+    done = api.svc.run_sweeps()  # settles the top-up, sends the tokens
+    assert sorted(x.split(":")[0] for x in done) == ["gas", "to_hot"]
+    api.sync(mine=2)
+    api.svc.run_sweeps()
+    assert tusd.functions.balanceOf(hot).call() == 7 * ETH
+    assert tusd.functions.balanceOf(buyer_addr).call() == 0
+    # the top-up was a move between the node's holdings, not a deposit of the buyer's
+    assert api.balances("buyer").get("ETH") is None
+    _reconciled(api)
+
+    totp = _enable_totp(api, "buyer")
+    payee = api.chain.accounts[6].address
+    r = api.post(f"{P}/withdrawal-addresses", "buyer", json={"chain": "evm", "address": payee})
+    with transaction(api.node.sessions) as s:
+        s.execute(
+            update(CustodyAllowedAddress)
+            .where(CustodyAllowedAddress.id == r.json()["id"])
+            .values(usable_from=utcnow())
+        )
+    r = api.post(
+        f"{P}/withdrawals",
+        "buyer",
+        json={
+            "asset": "TUSD",
+            "address": payee,
+            "amount": str(2 * ETH),
+            "totp_code": totp.at(time.time() + 30),
+            "request_key": "t-1",
+        },
+    )
+    assert r.status_code == 201, r.text
+    before = tusd.functions.balanceOf(payee).call()
+    assert api.svc.run_withdrawals() == {r.json()["id"]: "broadcast"}
+    api.sync(mine=2)
+    assert api.svc.run_withdrawals() == {r.json()["id"]: "confirmed"}
+    assert tusd.functions.balanceOf(payee).call() - before == 2 * ETH
+    assert api.balances("buyer")["TUSD"] == {"available": 5 * ETH, "held": 0, "debt": 0}
+    _reconciled(api)
+    with api.node.sessions() as s:
+        assert check_balances(s) == []
