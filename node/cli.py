@@ -8,6 +8,7 @@
     escrowd db upgrade          bring the database to the newest migration
     escrowd db current          print the database's migration
     escrowd users add NAME      create a user and print their bearer token
+    escrowd users set-password NAME / users role NAME ROLE   (accounts)
     escrowd config              print the effective configuration (secrets hidden)
     escrowd demo evm            a released and a disputed trade on a local chain
 
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--role", choices=["trader", "arbitrator", "admin"], default="trader")
     add.add_argument("--evm-address")
+    from node.accounts.cli_users import add_user_commands
+
+    add_user_commands(usub)
 
     sub.add_parser("config", help="print the effective configuration, secrets hidden")
 
@@ -118,6 +122,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
         with transaction(make_sessionmaker(engine)) as session:
+            if args.users_command != "add":
+                from node.accounts.cli_users import run_user_command
+
+                print(json.dumps(run_user_command(session, args)))
+                return 0
             user, token = create_user(
                 session, username=args.username, role=args.role, evm_address=args.evm_address
             )
