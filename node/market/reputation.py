@@ -11,20 +11,22 @@ expiry job, rulings).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import or_, select, union_all
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from node.db.models import P2PDispute, P2POrder
 from node.db.models_market import UserReputation
 from node.market.reputation_calc import (
+    COMPLETED,
     ENDED,
+    RELEASE_SAMPLE,
     DisputeFact,
     Reputation,
     Rules,
-    TradeFact,
+    TradeSummary,
     compute,
 )
 from node.market.verification import level_of
@@ -39,51 +41,95 @@ def rules_of(session: Session) -> Rules:
     return rules if isinstance(rules, Rules) else Rules()
 
 
-def facts(session: Session, user_id: int) -> tuple[list[TradeFact], list[DisputeFact]]:
-    trades = session.scalars(
-        select(P2POrder).where(
-            P2POrder.kind == "trade",
-            or_(P2POrder.buyer_id == user_id, P2POrder.seller_id == user_id),
-        )
-    ).all()
-    tf = [
-        TradeFact(
-            role="seller" if t.seller_id == user_id else "buyer",
-            status=t.status,
-            fiat=t.fiat_currency,
-            total=t.total_amount or Decimal(0),
-            matched_at=t.matched_at,
-            paid_at=t.paid_at,
-            completed_at=t.completed_at,
-        )
-        for t in trades
-    ]
-    role = {t.id: ("seller" if t.seller_id == user_id else "buyer") for t in trades}
-    disputes = (
-        session.scalars(select(P2PDispute).where(P2PDispute.p2p_order_id.in_(list(role)))).all()
-        if role
-        else []
+def _party(user_id: int) -> ColumnElement[bool]:
+    return and_(
+        P2POrder.kind == "trade",
+        or_(P2POrder.buyer_id == user_id, P2POrder.seller_id == user_id),
     )
-    df = [
-        DisputeFact(
-            role=role[d.p2p_order_id],
-            opened_by_user=d.initiator_user_id == user_id,
-            status=d.status,
-            buyer_bps=d.buyer_bps,
+
+
+def trade_summary(session: Session, user_id: int, *, now: datetime) -> TradeSummary:
+    """The user's trades summed up in the database: a few small aggregate
+    queries, whatever the number of trades (this runs in the watcher's
+    transaction when a trade ends)."""
+    role = case((P2POrder.seller_id == user_id, "seller"), else_="buyer")
+    counts: dict[tuple[str, str], int] = {}
+    last: datetime | None = None
+    for r, status, n, latest in session.execute(
+        select(role, P2POrder.status, func.count(), func.max(P2POrder.matched_at))
+        .where(_party(user_id))
+        .group_by(role, P2POrder.status)
+    ):
+        counts[(str(r), str(status))] = int(n)
+        if latest is not None:
+            latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+            last = latest if last is None or latest > last else last
+    d30, d90 = now - timedelta(days=30), now - timedelta(days=90)
+    recent = case((P2POrder.completed_at >= d30, P2POrder.total_amount), else_=0)
+    vol30: dict[str, Decimal] = {}
+    vol90: dict[str, Decimal] = {}
+    for fiat, v30, v90 in session.execute(
+        select(P2POrder.fiat_currency, func.sum(recent), func.sum(P2POrder.total_amount))
+        .where(_party(user_id), P2POrder.status == COMPLETED, P2POrder.completed_at >= d90)
+        .group_by(P2POrder.fiat_currency)
+    ):
+        vol90[fiat] = Decimal(str(v90 or 0))
+        if v30:
+            vol30[fiat] = Decimal(str(v30))
+    releases = session.execute(
+        select(P2POrder.paid_at, P2POrder.completed_at)
+        .where(
+            P2POrder.kind == "trade",
+            P2POrder.seller_id == user_id,
+            P2POrder.status == COMPLETED,
+            P2POrder.paid_at.is_not(None),
+            P2POrder.completed_at.is_not(None),
         )
-        for d in disputes
+        .order_by(P2POrder.completed_at.desc())
+        .limit(RELEASE_SAMPLE)
+    ).all()
+    return TradeSummary(
+        counts=counts,
+        volume_30d=vol30,
+        volume_90d=vol90,
+        release_s=tuple(
+            (done - paid).total_seconds()
+            for paid, done in releases
+            if paid is not None and done is not None
+        ),
+        last_trade_at=last,
+    )
+
+
+def dispute_facts(session: Session, user_id: int) -> list[DisputeFact]:
+    rows = session.execute(
+        select(
+            P2POrder.seller_id,
+            P2PDispute.initiator_user_id,
+            P2PDispute.status,
+            P2PDispute.buyer_bps,
+        )
+        .join(P2POrder, P2POrder.id == P2PDispute.p2p_order_id)
+        .where(_party(user_id))
+    ).all()
+    return [
+        DisputeFact(
+            role="seller" if seller == user_id else "buyer",
+            opened_by_user=initiator == user_id,
+            status=status,
+            buyer_bps=bps,
+        )
+        for seller, initiator, status, bps in rows
     ]
-    return tf, df
 
 
 def recompute(
     session: Session, user_id: int, *, now: datetime | None = None, rules: Rules | None = None
 ) -> UserReputation:
     now = now or datetime.now(UTC)
-    trades, disputes = facts(session, user_id)
     rep = compute(
-        trades,
-        disputes,
+        trade_summary(session, user_id, now=now),
+        dispute_facts(session, user_id),
         level=level_of(session, user_id),
         now=now,
         rules=rules or rules_of(session),

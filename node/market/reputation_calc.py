@@ -62,49 +62,88 @@ class Reputation:
     last_trade_at: datetime | None = None
 
 
-def _counts_for_rate(t: TradeFact) -> bool:
-    """Trades that say something about the user's reliability: every trade
-    that reached the escrow (completed, refunded, resolved), and as seller an
-    ad taken but never funded (expired). A trade cancelled before funding
-    says nothing about either side."""
-    if t.status in ("completed", "refunded", "resolved"):
-        return True
-    return t.status == "expired" and t.role == "seller"
+RATED = frozenset(
+    {
+        ("buyer", "completed"),
+        ("seller", "completed"),
+        ("buyer", "refunded"),
+        ("seller", "refunded"),
+        ("buyer", "resolved"),
+        ("seller", "resolved"),
+        ("seller", "expired"),
+    }
+)
+RELEASE_SAMPLE = 1000  # the median release time is over the seller's latest releases
 
 
-def compute(
-    trades: Iterable[TradeFact],
-    disputes: Iterable[DisputeFact],
-    *,
-    level: str,
-    now: datetime,
-    rules: Rules | None = None,
-) -> Reputation:
-    rules = rules or Rules()
-    trades = list(trades)
-    ended = [t for t in trades if t.status in ENDED]
-    completed = [t for t in ended if t.status == COMPLETED]
-    rated = [t for t in ended if _counts_for_rate(t)]
-    rate = (
-        (Decimal(len(completed)) / Decimal(len(rated))).quantize(Decimal("0.0001"))
-        if rated
-        else None
-    )
+@dataclass(frozen=True)
+class TradeSummary:
+    """What reputation needs from a user's trades, small whatever their
+    number (the database builds it with aggregates; ``summarize`` from facts).
+
+    ``counts``: (role, status) -> trades; ``volume_30d``/``volume_90d``: fiat
+    -> total of completed trades by completion time; ``release_s``: seconds
+    from paid to released of the latest completed trades as seller."""
+
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    volume_30d: dict[str, Decimal] = field(default_factory=dict)
+    volume_90d: dict[str, Decimal] = field(default_factory=dict)
+    release_s: tuple[float, ...] = ()
+    last_trade_at: datetime | None = None
+
+
+def summarize(trades: Iterable[TradeFact], *, now: datetime) -> TradeSummary:
+    counts: dict[tuple[str, str], int] = {}
     vol30: dict[str, Decimal] = {}
     vol90: dict[str, Decimal] = {}
-    for t in completed:
-        if t.completed_at is None:
+    releases: list[tuple[datetime, float]] = []
+    last: datetime | None = None
+    for t in trades:
+        counts[(t.role, t.status)] = counts.get((t.role, t.status), 0) + 1
+        if t.matched_at is not None and (last is None or t.matched_at > last):
+            last = t.matched_at
+        if t.status != COMPLETED or t.completed_at is None:
             continue
         age = now - t.completed_at
         if age <= timedelta(days=90):
             vol90[t.fiat] = vol90.get(t.fiat, Decimal(0)) + t.total
             if age <= timedelta(days=30):
                 vol30[t.fiat] = vol30.get(t.fiat, Decimal(0)) + t.total
-    releases = [
-        (t.completed_at - t.paid_at).total_seconds()
-        for t in completed
-        if t.role == "seller" and t.paid_at is not None and t.completed_at is not None
-    ]
+        if t.role == "seller" and t.paid_at is not None:
+            releases.append((t.completed_at, (t.completed_at - t.paid_at).total_seconds()))
+    releases.sort(reverse=True)
+    return TradeSummary(
+        counts=counts,
+        volume_30d=vol30,
+        volume_90d=vol90,
+        release_s=tuple(x for _at, x in releases[:RELEASE_SAMPLE]),
+        last_trade_at=last,
+    )
+
+
+def compute(
+    trades: Iterable[TradeFact] | TradeSummary,
+    disputes: Iterable[DisputeFact],
+    *,
+    level: str,
+    now: datetime,
+    rules: Rules | None = None,
+) -> Reputation:
+    """The reputation from the user's trades (facts or their summary) and
+    the disputes on them.
+
+    Completion rate: completed over the trades that say something about the
+    user's reliability: every trade that reached the escrow (completed,
+    refunded, resolved) and, as seller, an ad taken but never funded
+    (expired). A trade cancelled before funding says nothing about either side."""
+    rules = rules or Rules()
+    summary = trades if isinstance(trades, TradeSummary) else summarize(trades, now=now)
+    counts = summary.counts
+    ended = sum(n for (_role, status), n in counts.items() if status in ENDED)
+    completed = sum(n for (_role, status), n in counts.items() if status == COMPLETED)
+    rated = sum(n for key, n in counts.items() if key in RATED)
+    rate = (Decimal(completed) / Decimal(rated)).quantize(Decimal("0.0001")) if rated else None
+    releases = summary.release_s
     median_release = int(statistics.median(releases)) if releases else None
 
     opened = won = lost = 0
@@ -118,7 +157,7 @@ def compute(
         else:
             lost += 1
 
-    as_seller = sum(1 for t in completed if t.role == "seller")
+    as_seller = counts.get(("seller", COMPLETED), 0)
     trusted = (
         level in rules.trusted_levels
         and as_seller >= rules.trusted_min_trades
@@ -126,21 +165,20 @@ def compute(
         and rate >= rules.trusted_min_completion
         and lost <= rules.trusted_max_disputes_lost
     )
-    matched = [t.matched_at for t in trades if t.matched_at is not None]
     return Reputation(
-        total_trade_count=len(ended),
-        completed_trade_count=len(completed),
+        total_trade_count=ended,
+        completed_trade_count=completed,
         completed_as_seller=as_seller,
         trade_completion_rate=rate,
-        trade_volume_30d=vol30,
-        trade_volume_90d=vol90,
+        trade_volume_30d=dict(summary.volume_30d),
+        trade_volume_90d=dict(summary.volume_90d),
         disputes_opened=opened,
         disputes_won=won,
         disputes_lost=lost,
         median_release_s=median_release,
-        reputation_score=score(len(rated), rate, lost),
+        reputation_score=score(rated, rate, lost),
         trusted_seller=trusted,
-        last_trade_at=max(matched) if matched else None,
+        last_trade_at=summary.last_trade_at,
     )
 
 

@@ -6,6 +6,7 @@ cannot see (here, a ruling recorded directly); own and public views."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -87,3 +88,64 @@ def test_backstop_job_counts_disputes_and_expired_trades(api: Api) -> None:
     assert got["seller"]["trade_completion_rate"] == "0.0000"
     assert got["buyer"]["trade_completion_rate"] == "0.0000"  # resolved, not completed
     assert got["seller"]["total_trade_count"] == 2 and got["seller"]["reputation_score"] == "0.00"
+
+
+def test_database_summary_equals_the_pure_one(sessions: Any) -> None:
+    """The aggregate queries the hook runs give what the pure ``summarize``
+    gives from the same trades (PostgreSQL, trades of every kind and age)."""
+    from decimal import Decimal
+
+    from node.market.reputation import trade_summary
+    from node.market.reputation_calc import TradeFact, summarize
+    from node.trades import CurrencySpec, create_user, upsert_currency
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    facts: list[TradeFact] = []
+    with transaction(sessions) as s:
+        me, _ = create_user(s, username="me")
+        other, _ = create_user(s, username="other")
+        eth = upsert_currency(s, CurrencySpec("Ether", "ETH", "evm", "1", 18))
+        statuses = ["completed", "completed", "refunded", "expired", "cancelled", "funded"]
+        for i in range(60):
+            seller = i % 3 != 0
+            status = statuses[i % len(statuses)]
+            done = now - timedelta(days=i * 2)
+            paid = done - timedelta(seconds=30 * (i + 1)) if i % 4 else None
+            fiat = "EUR" if i % 5 else "USD"
+            total = Decimal(100 + i)
+            ended = status in ("completed", "refunded")
+            s.add(
+                P2POrder(
+                    kind="trade",
+                    seller_id=me.id if seller else other.id,
+                    buyer_id=other.id if seller else me.id,
+                    crypto_currency_id=eth.id,
+                    amount=10**18,
+                    price_per_unit=total,
+                    fiat_currency=fiat,
+                    total_amount=total,
+                    payment_methods=[],
+                    status=status,
+                    matched_at=done - timedelta(hours=1),
+                    paid_at=paid,
+                    completed_at=done if ended else None,
+                )
+            )
+            facts.append(
+                TradeFact(
+                    role="seller" if seller else "buyer",
+                    status=status,
+                    fiat=fiat,
+                    total=total,
+                    matched_at=done - timedelta(hours=1),
+                    paid_at=paid,
+                    completed_at=done if ended else None,
+                )
+            )
+        s.flush()
+        got = trade_summary(s, me.id, now=now)
+    want = summarize(facts, now=now)
+    assert got.counts == want.counts
+    assert got.volume_30d == want.volume_30d and got.volume_90d == want.volume_90d
+    assert sorted(got.release_s) == sorted(want.release_s)
+    assert got.last_trade_at == want.last_trade_at
