@@ -290,6 +290,7 @@ def create_withdrawal(
         amount=body.amount,
         totp_code=body.totp_code,
         request_key=key,
+        internal_addresses=svc.hot_addresses(),
     )
     if not created:
         response.status_code = 200

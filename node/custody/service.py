@@ -68,6 +68,12 @@ class CustodyService:
         """Chains whose withdrawals this node signs and sends."""
         return {c for c in ("btc", "evm") if c in self.chains}
 
+    def hot_addresses(self) -> set[str]:
+        """The node's hot wallets (lowercase), which no withdrawal may pay."""
+        out = {self.keys.evm_hot().address.lower(), self.keys.sol_hot().address.lower()}
+        out.add(self.keys.btc_hot(self.btc_network).address.lower())
+        return out
+
     def evm_assets(self) -> set[str]:
         return {self.evm_native, *self.evm_tokens} if self.evm is not None else set()
 

@@ -45,7 +45,12 @@ from node.custody.ledger import (
 from node.custody.policy import WINDOW, PolicyInput, decide
 from node.custody.settings import CustodySettings
 from node.db.models import utcnow
-from node.db.models_custody import CustodyAllowedAddress, CustodyBalance, CustodyWithdrawal
+from node.db.models_custody import (
+    CustodyAddress,
+    CustodyAllowedAddress,
+    CustodyBalance,
+    CustodyWithdrawal,
+)
 from node.db.session import transaction
 from node.errors import ChainError, EscrowStateError, NotFoundError, ValidationError
 
@@ -184,6 +189,7 @@ def request_withdrawal(
     totp_code: str,
     request_key: str,
     now: datetime | None = None,
+    internal_addresses: set[str] | None = None,
 ) -> tuple[CustodyWithdrawal, bool]:
     """Accept a withdrawal (``(row, True)``) or return the one already made
     under ``request_key`` (``(row, False)``; different parameters: 409)."""
@@ -209,6 +215,23 @@ def request_withdrawal(
             f"withdrawals on {chain} are not supported by this node",
             code="withdrawal_chain_unsupported",
             field="asset",
+        )
+    if internal_addresses is not None and canon.lower() in internal_addresses:
+        raise ValidationError(
+            "the address belongs to this node (a deposit address or its hot wallet); "
+            "withdrawals go to outside addresses",
+            code="internal_address",
+            field="address",
+        )
+    if session.scalar(
+        select(CustodyAddress.id).where(
+            CustodyAddress.chain == chain, func.lower(CustodyAddress.address) == canon.lower()
+        )
+    ):
+        raise ValidationError(
+            "the address is a deposit address of this node; withdrawals go to outside addresses",
+            code="internal_address",
+            field="address",
         )
     from node.accounts.totp import verify_totp_for_user
 

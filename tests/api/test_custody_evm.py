@@ -161,6 +161,10 @@ def test_sweep_withdrawal_under_policy_and_reconciliation(
     assert r.status_code == 403 and r.json()["code"] == "address_not_allowed"
     r = api.post(f"{P}/withdrawals", "seller", json={**req, "totp_code": "000000"})
     assert 400 <= r.status_code < 500 and r.json()["code"].startswith("totp")
+    other = api.post(f"{P}/deposit-addresses", "buyer", json={"asset": "ETH"}).json()["address"]
+    for internal in (other, hot):
+        r = api.post(f"{P}/withdrawals", "seller", json={**req, "address": internal})
+        assert r.status_code == 422 and r.json()["code"] == "internal_address"
     r = api.post(f"{P}/withdrawals", "seller", json={**req, "amount": "-1"})
     assert r.status_code == 422
 
