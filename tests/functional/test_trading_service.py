@@ -286,3 +286,36 @@ def test_the_embedded_sqlite_database_works_the_same(tmp_path: Path) -> None:
         assert check_balances(s) == []
         assert held(s, bob, "USDT") == 0 and held(s, alice, "BTC") == BTC // 2
     engine.dispose()
+
+
+def test_install_seeds_the_dev_pairs_and_recovers_them_on_restart(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    from node.chain_trades import ChainRegistry
+    from node.config import load_settings
+    from node.runtime import Node
+    from node.trades import CurrencySpec, upsert_currency
+    from node.trading import service as trading
+
+    m = make_market(sessions, ("alice",))  # BTC and USDT exist
+    with transaction(sessions) as s:
+        upsert_currency(s, CurrencySpec("Ether", "ETH", "evm", "31337", 18))
+    settings = load_settings(mode="dev", data_dir=tmp_path)
+
+    def start() -> Node:
+        node = Node(settings=settings, engine=sessions.kw["bind"], sessions=sessions,
+                    chains=ChainRegistry())
+        trading.install(node)
+        return node
+
+    node = start()
+    assert [job[0] for job in node.jobs] == ["trading-expire-gtd"]
+    with sessions() as s:
+        from node.db.models_trading import TradingPair
+
+        assert sorted(s.scalars(select(TradingPair.pair_name))) == ["BTC/USDT", "ETH/USDT"]
+    svc = trading.service_for(sessions)
+    svc.place(m.users["alice"], req(m.pair_id, SELL, LIMIT, BTC, usd(65_000)))
+    svc.drop()  # the process ends
+    start()  # and starts again: every pair's engine recovered from the log at install
+    assert svc._books[m.pair_id].engine.depth()[1] == [(usd(65_000), BTC)]
