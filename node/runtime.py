@@ -230,6 +230,7 @@ SLICE_SERVICES = (
     "node.disputes.service",
     "node.custody.service",
     "node.trading.service",
+    "node.accounts.housekeeping",
 )
 
 
