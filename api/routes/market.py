@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from api.deps import RowId, SessionDep, UserDep
+from api.deps import AdminDep, RowId, SessionDep, UserDep
 from api.market_deps import CipherDep, MarketDep, PolicyDep, StoreDep
 from api.schemas_market import (
     DocumentPublic,
@@ -28,7 +28,7 @@ from api.schemas_market import (
 from node import trades
 from node.db.models import User
 from node.db.models_market import UserReputation, VerificationDocument
-from node.errors import NotFoundError, PermissionDeniedError, ValidationError
+from node.errors import NotFoundError, ValidationError
 from node.market import payment_methods as pm
 from node.market import prices, reputation, verification
 from node.market.audit import record_document_viewed, record_review, record_shown
@@ -37,12 +37,6 @@ from node.market.opening import OpeningPolicy, used_24h
 from node.market.pricing import IndexPrice
 
 router = APIRouter(prefix="/api/p2p-crypto", tags=["market"])
-
-
-def _admin(user: User) -> User:
-    if user.role != "admin":
-        raise PermissionDeniedError("admins only", code="admins_only")
-    return user
 
 
 # --- payment methods -------------------------------------------------------
@@ -195,9 +189,8 @@ def verification_submit(
 
 
 @router.get("/admin/verifications", response_model=list[ReviewQueueItem])
-def review_queue(session: SessionDep, user: UserDep) -> list[ReviewQueueItem]:
+def review_queue(session: SessionDep, _admin: AdminDep) -> list[ReviewQueueItem]:
     """Verifications waiting for an admin's review, oldest first."""
-    _admin(user)
     out = []
     for row in verification.pending_reviews(session):
         who = session.get(User, row.user_id)
@@ -218,9 +211,8 @@ def review_queue(session: SessionDep, user: UserDep) -> list[ReviewQueueItem]:
 
 @router.post("/admin/verifications/{user_id}/review", response_model=ReviewQueueItem)
 def review_verification(
-    user_id: RowId, body: VerificationReview, session: SessionDep, user: UserDep
+    user_id: RowId, body: VerificationReview, session: SessionDep, user: AdminDep
 ) -> ReviewQueueItem:
-    _admin(user)
     row = verification.review(
         session,
         admin=user,
@@ -251,10 +243,9 @@ def review_verification(
 
 @router.get("/admin/verification-documents/{document_id}")
 def verification_document(
-    document_id: RowId, session: SessionDep, user: UserDep, store: StoreDep
+    document_id: RowId, session: SessionDep, user: AdminDep, store: StoreDep
 ) -> Response:
     """A document's bytes, for the reviewing admin."""
-    _admin(user)
     doc = verification.get_document(session, document_id)
     record_document_viewed(session, admin=user, document_id=doc.id, owner_id=doc.user_id)
     return Response(
