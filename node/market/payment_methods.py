@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from node.db.models import P2POrder, User
 from node.db.models_market import PaymentMethod
 from node.domain.escrow import TradeStatus
-from node.errors import NotFoundError, PermissionDeniedError, ValidationError
+from node.errors import EscrowStateError, NotFoundError, PermissionDeniedError, ValidationError
 from node.market.crypto import DetailsCipher
 
 PAYMENT_TYPES = (
@@ -166,6 +166,8 @@ def update_method(
 ) -> PaymentMethod:
     """Change the given fields only (``changes`` holds what the client sent)."""
     pm = get_own(session, user=user, method_id=method_id)
+    if changes.get("is_active") is False and pm.is_active:
+        _not_in_use(session, pm)
     if "payment_type" in changes:
         _check_type(changes["payment_type"])
         pm.payment_type = changes["payment_type"]
@@ -191,10 +193,32 @@ def update_method(
     return pm
 
 
+def _not_in_use(session: Session, pm: PaymentMethod) -> None:
+    """Refuse to take away a method the counterparty of one of the owner's
+    active trades may be paying to (or checking the payment from)."""
+    trades = session.scalars(
+        select(P2POrder).where(
+            P2POrder.kind == "trade",
+            (P2POrder.seller_id == pm.user_id) | (P2POrder.buyer_id == pm.user_id),
+            P2POrder.status.in_(sorted(ACTIVE_TRADE)),
+        )
+    ).all()
+    for t in trades:
+        wanted = {m.strip().lower() for m in (t.payment_methods or []) if m.strip()}
+        if not wanted or _matches(pm, wanted):
+            raise EscrowStateError(
+                f"payment method {pm.id} is used by active trade {t.id}; "
+                "change it once the trade has ended",
+                code="payment_method_in_use",
+                order_id=t.id,
+            )
+
+
 def delete_method(session: Session, *, user: User, method_id: int) -> None:
     """Gone for good: the row and its ciphertexts (trades keep only the
-    method's name in ``payment_methods``)."""
+    method's name in ``payment_methods``). Not while an active trade uses it."""
     pm = get_own(session, user=user, method_id=method_id)
+    _not_in_use(session, pm)
     session.delete(pm)
     session.flush()
 

@@ -154,7 +154,20 @@ def test_counterparty_of_an_active_trade_sees_details_and_it_is_audited(api: Api
             (f"trade:{trade['id']}", trade["buyer_id"]),
         ]
 
+    # while the trade is active the seller cannot take the method away
+    r = api.delete(f"{URL}/{sepa['id']}", "seller")
+    assert r.status_code == 409 and r.json()["code"] == "payment_method_in_use"
+    r = api.client.put(f"{URL}/{sepa['id']}", headers=api.auth("seller"), json={"is_active": False})
+    assert r.status_code == 409
+    assert (
+        api.client.put(
+            f"{URL}/{sepa['id']}", headers=api.auth("seller"), json={"bank_name": "N26"}
+        ).status_code
+        == 200
+    )
+
     # once the trade ends, nobody sees the details any more
     assert api.delete(f"/api/p2p-crypto/orders/{trade['id']}", "buyer").status_code == 200
     r = api.get(url, "buyer")
     assert r.status_code == 403 and r.json()["code"] == "trade_not_active"
+    assert api.delete(f"{URL}/{sepa['id']}", "seller").status_code == 204
