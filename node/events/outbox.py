@@ -76,9 +76,7 @@ def emit_trade_event(
     JSON ``data``; queue it for the parties' webhooks. Nothing is sent here:
     the delivery job and the SSE streams read the outbox after the commit.
     (Status changes need no call: the flush hook records them.)"""
-    ev = _stage(session, trade, kind, data, now)
-    session.flush()
-    return ev
+    return _stage(session, trade, kind, data, now)
 
 
 @sa_event.listens_for(P2POrder.status, "set", active_history=True)

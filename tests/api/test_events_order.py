@@ -41,8 +41,10 @@ def test_numbers_follow_commit_order_not_insert_order(sessions: sessionmaker[Ses
     slow = sessions()
     slow.begin()
     early = emit_trade_event(slow, slow.get(P2POrder, trade_id), "test.first_written")  # type: ignore[arg-type]
+    slow.flush()  # the event row is inserted (its id taken) before the other transaction's
     with sessions() as fast, fast.begin():
         late = emit_trade_event(fast, fast.get(P2POrder, trade_id), "test.first_committed")  # type: ignore[arg-type]
+        fast.flush()
         assert late.id > early.id  # inserted after the slow transaction's event
     with sessions() as s:
         got = events_for_user(s, user_id=buyer_id, after_id=seen)
