@@ -196,3 +196,62 @@ def test_ledger_on_sqlite(tmp_path: Path) -> None:
             assert check_balances(s) == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_random_operations_match_a_model(sessions: sessionmaker[Session], seed: int) -> None:
+    """Random deposits, holds, releases and transfers between users, each in
+    its own transaction, against a plain model: same balances, refusals
+    exactly where the model goes negative, cache == legs, zero sum."""
+    import random
+
+    rnd = random.Random(seed)
+    model: dict[tuple[str, str], int] = {}
+
+    def apply(legs: list[Leg]) -> bool:
+        after = dict(model)
+        for leg in legs:
+            after[(leg.account, leg.asset)] = after.get((leg.account, leg.asset), 0) + leg.amount
+        ok = all(v >= 0 for (a, _s), v in after.items() if a.startswith("user:"))
+        if ok:
+            model.clear()
+            model.update(after)
+        return ok
+
+    for i in range(150):
+        u, v = rnd.randint(1, 4), rnd.randint(1, 4)
+        asset = rnd.choice(["BTC", "ETH"])
+        amount = rnd.randint(1, 1_000)
+        op = rnd.choice(["deposit", "hold", "release", "transfer"])
+        if op == "deposit":
+            legs = [
+                Leg(user_account(u, "available"), asset, amount),
+                Leg(NODE_DEPOSIT, asset, -amount),
+            ]
+        elif op == "hold":
+            legs = [
+                Leg(user_account(u, "available"), asset, -amount),
+                Leg(user_account(u, "held"), asset, amount),
+            ]
+        elif op == "release":
+            legs = [
+                Leg(user_account(u, "held"), asset, -amount),
+                Leg(user_account(u, "available"), asset, amount),
+            ]
+        else:
+            legs = [
+                Leg(user_account(u, "held"), asset, -amount),
+                Leg(user_account(v, "available"), asset, amount),
+            ]
+        expected = apply(legs)
+        try:
+            with transaction(sessions) as s:
+                post_entry(s, ref=f"op:{i}", kind=op, legs=legs)
+            posted = True
+        except InsufficientFundsError:
+            posted = False
+        assert posted == expected, (i, op, legs)
+    with sessions() as s:
+        for (account, asset), value in model.items():
+            assert balance(s, account, asset) == value == legs_sum(s, account, asset)
+        assert check_balances(s) == []
