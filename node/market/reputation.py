@@ -178,23 +178,32 @@ def trades_ended(session: Session, order_ids: Iterable[int]) -> None:
         recompute(session, uid, now=now)
 
 
-def stale_users(session: Session, *, limit: int = 500) -> list[int]:
+STALE_BATCH = 500  # users recomputed per backstop run at most
+
+
+def stale_users(
+    session: Session, *, since: datetime | None = None, limit: int = STALE_BATCH
+) -> list[int]:
     """Parties of ended trades, or of disputes, changed since their
-    reputation was last computed (or never computed), in one query."""
+    reputation was last computed (or never computed), in one query; with
+    ``since``, only rows changed from then on are looked at (the job's
+    watermark, so a run does not read the whole history)."""
     ended = sorted(ENDED)
+    trade_at, dispute_at = P2POrder.updated_at, P2PDispute.updated_at
+    trade_ok: ColumnElement[bool] = and_(P2POrder.kind == "trade", P2POrder.status.in_(ended))
+    dispute_ok: ColumnElement[bool] = P2PDispute.id.is_not(None)
+    if since is not None:
+        trade_ok = and_(trade_ok, trade_at >= since)
+        dispute_ok = dispute_at >= since
     touched = union_all(
-        select(P2POrder.seller_id.label("uid"), P2POrder.updated_at.label("at")).where(
-            P2POrder.kind == "trade", P2POrder.status.in_(ended)
-        ),
-        select(P2POrder.buyer_id.label("uid"), P2POrder.updated_at.label("at")).where(
-            P2POrder.kind == "trade", P2POrder.status.in_(ended)
-        ),
-        select(P2POrder.seller_id.label("uid"), P2PDispute.updated_at.label("at")).join(
-            P2PDispute, P2PDispute.p2p_order_id == P2POrder.id
-        ),
-        select(P2POrder.buyer_id.label("uid"), P2PDispute.updated_at.label("at")).join(
-            P2PDispute, P2PDispute.p2p_order_id == P2POrder.id
-        ),
+        select(P2POrder.seller_id.label("uid"), trade_at.label("at")).where(trade_ok),
+        select(P2POrder.buyer_id.label("uid"), trade_at.label("at")).where(trade_ok),
+        select(P2POrder.seller_id.label("uid"), dispute_at.label("at"))
+        .join(P2PDispute, P2PDispute.p2p_order_id == P2POrder.id)
+        .where(dispute_ok),
+        select(P2POrder.buyer_id.label("uid"), dispute_at.label("at"))
+        .join(P2PDispute, P2PDispute.p2p_order_id == P2POrder.id)
+        .where(dispute_ok),
     ).subquery()
     q = (
         select(touched.c.uid)
@@ -208,8 +217,10 @@ def stale_users(session: Session, *, limit: int = 500) -> list[int]:
     return [int(u) for u in session.scalars(q)]
 
 
-def refresh_stale(session: Session, *, now: datetime, rules: Rules | None = None) -> int:
-    users = stale_users(session)
+def refresh_stale(
+    session: Session, *, now: datetime, rules: Rules | None = None, since: datetime | None = None
+) -> int:
+    users = stale_users(session, since=since)
     for uid in users:
         recompute(session, uid, now=now, rules=rules)
     return len(users)

@@ -6,8 +6,8 @@ trade-ended hook applies them too."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from node.db.session import transaction
@@ -39,16 +39,36 @@ def refresh_prices(node: Node) -> int:
         )
 
 
+@dataclass
+class ReputationBackstop:
+    """The backstop job of the trade-ended hook: recompute every reputation
+    older than its user's latest ended trade or dispute change. Its first
+    run reads every ended trade; later runs only rows changed since the
+    previous run started (minus a margin for transactions still open then)."""
+
+    node: Node
+    since: datetime | None = None
+    margin: timedelta = timedelta(minutes=10)
+
+    def run(self) -> int:
+        started = datetime.now(UTC)
+        with transaction(self.node.sessions) as session:
+            n = reputation.refresh_stale(
+                session,
+                now=started,
+                rules=rules_from(self.node.settings),
+                since=self.since - self.margin if self.since is not None else None,
+            )
+        if n < reputation.STALE_BATCH:  # a full batch may have left some for next time
+            self.since = started
+        if n:
+            log.info("recomputed %d reputations", n)
+        return n
+
+
 def refresh_reputation(node: Node) -> int:
-    """Recompute every reputation older than its user's latest ended trade
-    or dispute change (the backstop of the trade-ended hook)."""
-    with transaction(node.sessions) as session:
-        n = reputation.refresh_stale(
-            session, now=datetime.now(UTC), rules=rules_from(node.settings)
-        )
-    if n:
-        log.info("recomputed %d reputations", n)
-    return n
+    """One full backstop pass (tests and operators call it directly)."""
+    return ReputationBackstop(node).run()
 
 
 def install(node: Node) -> None:
@@ -57,12 +77,14 @@ def install(node: Node) -> None:
     info[reputation.RULES_KEY] = rules_from(node.settings)
     node.sessions.configure(info=info)
     m = node.settings.market
+    backstop = ReputationBackstop(node)
+
     # failures propagate to the job runner, which logs and counts them
-    node.jobs.append(("market-prices", lambda: _run(refresh_prices, node), m.price_refresh_s))
-    node.jobs.append(
-        ("market-reputation", lambda: _run(refresh_reputation, node), m.reputation_refresh_s)
-    )
+    def prices_job() -> None:
+        refresh_prices(node)
 
+    def reputation_job() -> None:
+        backstop.run()
 
-def _run(job: Callable[[Node], int], node: Node) -> None:
-    job(node)
+    node.jobs.append(("market-prices", prices_job, m.price_refresh_s))
+    node.jobs.append(("market-reputation", reputation_job, m.reputation_refresh_s))

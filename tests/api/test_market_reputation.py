@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from node.db.models import P2PDispute, P2POrder
 from node.db.models_market import UserReputation
 from node.db.session import transaction
 from node.market.reputation import RULES_KEY
 from node.market.reputation_calc import Rules
-from node.market.service import refresh_reputation
+from node.market.service import ReputationBackstop, refresh_reputation
 from tests.api.conftest import Api
 from tests.api.market_fixtures import *  # noqa: F403
 from tests.api.market_fixtures import user_id
@@ -79,8 +79,20 @@ def test_backstop_job_counts_disputes_and_expired_trades(api: Api) -> None:
     assert jobs["market-reputation"] == 300 and jobs["market-prices"] == 30
     with api.node.sessions() as s:
         assert isinstance(s.info[RULES_KEY], Rules)  # the hook applies the configured rules
-    assert refresh_reputation(api.node) == 2
-    assert refresh_reputation(api.node) == 0  # nothing changed since
+    backstop = ReputationBackstop(api.node)
+    assert backstop.run() == 2 and backstop.since is not None
+    assert backstop.run() == 0  # nothing changed since
+    with transaction(api.node.sessions) as s:  # a change the watermark no longer looks at
+        s.execute(
+            text("UPDATE p2p_user_reputation SET computed_at = :t"), {"t": now - timedelta(days=2)}
+        )
+        for table in ("p2p_crypto_orders", "p2p_crypto_trade_disputes"):
+            s.execute(
+                text(f"UPDATE {table} SET updated_at = :t"),  # noqa: S608
+                {"t": now - timedelta(days=1)},
+            )
+    assert backstop.run() == 0
+    assert refresh_reputation(api.node) == 2  # a full pass finds it
     got = {who: api.get("/api/p2p-crypto/reputation", who).json() for who in ("seller", "buyer")}
     assert (got["buyer"]["disputes_opened"], got["buyer"]["disputes_won"]) == (1, 1)
     assert (got["seller"]["disputes_lost"], got["seller"]["disputes_opened"]) == (1, 0)
