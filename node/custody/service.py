@@ -180,6 +180,8 @@ def _setup_evm(node: Node, svc: CustodyService) -> None:
     watch_rpc = EvmAdapter.connect(
         dep.rpc_url, escrow_address=dep.escrow_address, chain_id=dep.chain_id
     )
+    node.closers.append(svc.evm.rpc.close)
+    node.closers.append(watch_rpc.rpc.close)
     adapter = CustodyEvmAdapter(
         watch_rpc,
         native=dep.native_symbol,
@@ -232,6 +234,8 @@ def _setup_btc(node: Node, svc: CustodyService) -> None:
         return
     svc.btc_rpc = _btc_rpc(node)
     adapter = CustodyBtcAdapter(_btc_rpc(node), network=cfg.network)
+    node.closers.append(svc.btc_rpc.close)
+    node.closers.append(adapter.rpc.close)
     dev = node.dev_chains.get("btc")
     if dev is not None and getattr(dev, "fresh", False):
         from node.runtime import _forget_chain
