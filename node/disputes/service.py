@@ -31,8 +31,15 @@ def install(node: Node) -> None:
         if changes:
             log.info("dispute deadlines applied: %s", changes)
 
+    allow_private = (
+        cfg.events.webhook_allow_private
+        if cfg.events.webhook_allow_private is not None
+        else node.settings.mode == "dev"
+    )
+
     def webhooks() -> None:
-        while deliver_due(node.sessions, cfg.events, client=client) >= cfg.events.webhook_batch:
+        while deliver_due(node.sessions, cfg.events, client=client,
+                          allow_private=allow_private) >= cfg.events.webhook_batch:
             pass
 
     node.jobs.append(("dispute-escalation", escalate, cfg.escalation_every_s))

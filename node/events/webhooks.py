@@ -151,16 +151,33 @@ def post_signed(
     return Outcome(False, r.status_code, f"HTTP {r.status_code}")
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    delivery_id: int
+    url: str
+    secret: str
+    event_id: int
+    body: bytes
+
+
 def deliver_due(
     sessions: sessionmaker[Session],
     cfg: EventSettings,
     *,
     client: httpx.Client,
     now: datetime | None = None,
+    allow_private: bool = False,
 ) -> int:
     """Attempt every delivery due at ``now`` (one batch); returns how many
-    were attempted."""
+    were attempted.
+
+    Three steps, so no transaction is open while a receiver answers: claim
+    the due rows (``FOR UPDATE SKIP LOCKED``, then pushed back by a lease so
+    no other process takes them meanwhile), POST them, record the outcomes.
+    A crash after the claim only delays the delivery until the lease ends;
+    receivers deduplicate by the event id header (at-least-once)."""
     moment = now or utcnow()
+    lease = timedelta(seconds=cfg.webhook_timeout_s * cfg.webhook_batch + 30)
     with transaction(sessions) as session:
         rows = session.execute(
             select(WebhookDelivery, WebhookSubscription, TradeEvent)
@@ -171,13 +188,38 @@ def deliver_due(
             .limit(cfg.webhook_batch)
             .with_for_update(of=WebhookDelivery, skip_locked=True)
         ).all()
+        claimed = []
         for delivery, sub, event in rows:
-            out = post_signed(
-                client, url=sub.url, secret=sub.secret, event_id=event.seq or event.id,
-                body=orjson.dumps(event_body(event)), timeout_s=cfg.webhook_timeout_s,
+            delivery.next_attempt_at = moment + lease
+            claimed.append(_Claimed(delivery.id, sub.url, sub.secret, event.seq or event.id,
+                                    orjson.dumps(event_body(event))))
+    outcomes = []
+    for c in claimed:
+        try:  # the address is checked again at each delivery (DNS may have changed)
+            check_url(c.url, allow_private=allow_private)
+        except ValidationError as exc:
+            outcomes.append((c.delivery_id, Outcome(False, None, f"refused: {exc.message}")))
+            continue
+        outcomes.append((c.delivery_id, post_signed(
+            client, url=c.url, secret=c.secret, event_id=c.event_id, body=c.body,
+            timeout_s=cfg.webhook_timeout_s,
+        )))
+    if not outcomes:
+        return 0
+    with transaction(sessions) as session:
+        rows_by_id = {
+            d.id: d
+            for d in session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.id.in_([i for i, _ in outcomes]))
+                .with_for_update()
             )
-            record_attempt(delivery, out, now=moment, cfg=cfg)
-        return len(rows)
+        }
+        for delivery_id, out in outcomes:
+            row = rows_by_id.get(delivery_id)
+            if row is not None and row.status == "pending":
+                record_attempt(row, out, now=moment, cfg=cfg)
+    return len(claimed)
 
 
 def record_attempt(
