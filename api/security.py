@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -415,7 +416,51 @@ def _document(app: FastAPI) -> None:
                                        "with the same key is refused",
                     })
                     responses.setdefault("409", {"description": "request in progress"})
+        _add_links(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_PARAM = re.compile(r"^\{(\w+)\}$")
+
+
+def _add_links(schema: dict[str, Any]) -> None:
+    """OpenAPI links from each POST that creates an object (a 2xx body with an
+    ``id``) to the operations on ``<that path>/{param}`` and below, so clients
+    and stateful fuzzers (schemathesis) can follow create -> read/update/delete."""
+    paths: dict[str, Any] = schema.get("paths", {})
+    components = schema.get("components", {}).get("schemas", {})
+    for path, ops in paths.items():
+        post = ops.get("post")
+        if not isinstance(post, dict):
+            continue
+        for status, response in post.get("responses", {}).items():
+            if not status.startswith("2") or not _has_id(response, components):
+                continue
+            links: dict[str, Any] = {}
+            for other, other_ops in paths.items():
+                rest = other[len(path):].split("/") if other.startswith(path + "/") else []
+                m = _PARAM.match(rest[1]) if len(rest) > 1 else None
+                if m is None:
+                    continue
+                params = {p: f"$request.path.{p}" for p in re.findall(r"\{(\w+)\}", path)}
+                params[m.group(1)] = "$response.body#/id"
+                for method, op in other_ops.items():
+                    if isinstance(op, dict) and "operationId" in op:
+                        links[op["operationId"]] = {
+                            "operationId": op["operationId"],
+                            "parameters": params,
+                            "description": f"{method.upper()} {other} on the created object",
+                        }
+            if links:
+                response["links"] = links
+
+
+def _has_id(response: dict[str, Any], components: dict[str, Any]) -> bool:
+    body = response.get("content", {}).get("application/json", {}).get("schema", {})
+    ref = body.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        body = components.get(ref.rsplit("/", 1)[-1], {})
+    return "id" in body.get("properties", {})
