@@ -166,10 +166,21 @@ def _dispute_and_trade(session: SessionDep, dispute_id: int) -> tuple[P2PDispute
 @router.get("", response_model=list[DisputePublic])
 def list_disputes(
     session: SessionDep,
-    _arbitrator: ArbitratorDep,
+    arbitrator: ArbitratorDep,
     status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
+    stage: Annotated[
+        str | None, Query(pattern="^(awaiting_response|awaiting_ruling|escalated|ruled)$")
+    ] = None,
+    mine: bool = False,
 ) -> list[DisputePublic]:
-    return [dispute_public(d) for d in trades.list_disputes(session, status=status)]
+    """Disputes for arbitrators and admins: by status, by case stage
+    (``escalated`` is the admins' queue), or only those assigned to the caller."""
+    return [
+        dispute_public(d)
+        for d in cases.list_disputes(
+            session, status=status, stage=stage, arbitrator_id=arbitrator.id if mine else None
+        )
+    ]
 
 
 @router.get("/{dispute_id}", response_model=DisputeDetail)

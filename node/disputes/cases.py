@@ -210,6 +210,24 @@ def mark_ruled(case: DisputeCase) -> None:
     case.ruling_due_at = None
 
 
+def list_disputes(
+    session: Session, *, status: str | None = None, stage: str | None = None,
+    arbitrator_id: int | None = None,
+) -> list[P2PDispute]:
+    """Disputes by status, case stage (``escalated``: the admins' queue) and
+    assigned arbitrator, oldest first."""
+    q = select(P2PDispute).order_by(P2PDispute.id)
+    if status:
+        q = q.where(P2PDispute.status == status)
+    if stage:
+        q = q.join(DisputeCase, DisputeCase.dispute_id == P2PDispute.id).where(
+            DisputeCase.stage == stage
+        )
+    if arbitrator_id is not None:
+        q = q.where(P2PDispute.arbitrator_user_id == arbitrator_id)
+    return list(session.scalars(q))
+
+
 # --- escalation job ---------------------------------------------------------------
 
 

@@ -62,6 +62,15 @@ def test_deadlines_escalate_once_each(api: Api, people: People) -> None:
     assert detail["case"]["ruling_due_at"] is None and detail["case"]["escalation_reason"]
     # the dispute stays open for the chains' signing policies
     assert detail["dispute"]["status"] == "open"
+    # the admins' queue
+    queue = api.get("/api/p2p-crypto/disputes", "admin", params={"stage": "escalated"}).json()
+    assert [x["id"] for x in queue] == [d]
+    assert api.get("/api/p2p-crypto/disputes", "admin",
+                   params={"stage": "awaiting_ruling"}).json() == []
+    assert [x["id"] for x in api.get("/api/p2p-crypto/disputes", "arbitrator",
+                                     params={"mine": "true"}).json()] == [d]
+    assert api.get("/api/p2p-crypto/disputes", "arb2", params={"mine": "true"}).json() == []
+    assert api.get("/api/p2p-crypto/disputes", "admin", params={"stage": "x"}).status_code == 422
 
     with transaction(api.node.sessions) as s:
         kinds = s.scalars(
