@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.custody.ledger import balance, user_account
 from node.db.models_trading import TradingEngineLog, TradingFill, TradingOrder, TradingPair
 from node.db.session import transaction
-from node.errors import NotFoundError
+from node.errors import EscrowStateError, NotFoundError
 from node.orderbook import (
     STP,
     CancelOrder,
@@ -177,7 +178,15 @@ class TradingService:
             run(cmd._replace(order_id=row.id), ref)
             return row
 
-        row = self._command(req.pair_id, body)
+        try:
+            row = self._command(req.pair_id, body)
+        except IntegrityError as exc:  # the same client_order_id, placed at once on two pairs
+            if req.client_order_id is None:
+                raise
+            raise EscrowStateError(
+                "this client_order_id is being used by another order",
+                code="duplicate_client_order_id", client_order_id=req.client_order_id,
+            ) from exc
         if row.status == "rejected":
             raise OrderRejectedError(
                 f"order refused: {row.reason}", code=row.reason or "order_rejected",
