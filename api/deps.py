@@ -98,6 +98,11 @@ AdminDep = Annotated[User, Depends(admin_user)]
 
 
 def client_ip(request: Request) -> str | None:
+    """The client's IP as the security middleware resolved it (trusted
+    proxies' X-Forwarded-For), else the peer address."""
+    resolved: str | None = getattr(request.state, "client_ip", None)
+    if resolved is not None:
+        return resolved
     return request.client.host if request.client else None
 
 

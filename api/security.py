@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.problems import problem
+from node.accounts.client_ip import client_ip, parse_networks
 from node.accounts.keys import TotpCipher, install_cipher, load_secret
 from node.accounts.settings import AuthSettings
 from node.accounts.tokens import Tokens, looks_like_jwt
@@ -182,6 +183,7 @@ class ProtectionMiddleware:
         self.limiter = limiter
         self.store = IdempotencyStore(sessions, auth.idempotency_ttl_s)
         self.wait_s = auth.idempotency_wait_s
+        self.trusted = parse_networks(auth.trusted_proxies)
         self._token_cache: dict[str, tuple[int | None, float]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -189,7 +191,9 @@ class ProtectionMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        ip = scope["client"][0] if scope.get("client") else "unknown"
+        peer = scope["client"][0] if scope.get("client") else "unknown"
+        ip = client_ip(peer, headers.get("x-forwarded-for"), self.trusted)
+        scope.setdefault("state", {})["client_ip"] = ip
         user_id = await self._principal(headers.get("authorization"))
         method = scope["method"]
         path: str = scope.get("path", "")

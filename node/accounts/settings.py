@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from node.settings_base import Section
 
@@ -34,7 +34,18 @@ class AuthSettings(Section):
     rate_limit_user: str = "600/minute"
     # sign-in, registration and token refresh: per client IP and per account
     rate_limit_signin: str = "10/minute"
+    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed for the
+    # client IP (rate limits, audit log); empty: the peer address is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # Idempotency-Key: how long a key is remembered, how long a duplicate
     # waits for the first request's response.
     idempotency_ttl_s: int = Field(86_400, ge=60)
     idempotency_wait_s: float = Field(30.0, gt=0, le=300)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        from node.accounts.client_ip import parse_networks
+
+        parse_networks(v)  # ValueError names the bad entry
+        return v

@@ -75,3 +75,32 @@ def test_same_idempotency_key_ten_times_concurrently(auth_api: Api) -> None:
                              | {"Idempotency-Key": "x" * 300})
     assert r.status_code == 422 and r.json()["code"] == "invalid_idempotency_key"
     assert auth_api.get(f"{ORDERS}/my", "seller").json()["total"] == 1
+
+
+def test_limits_per_client_behind_a_trusted_proxy(auth_api: Api) -> None:
+    """Behind a trusted proxy each forwarded client has its own sign-in limit
+    and is the IP the audit log records; a client's own X-Forwarded-For is
+    not believed."""
+    from api.app import create_app
+
+    node = auth_api.node
+    auth = node.settings.auth.model_copy(update={"trusted_proxies": ["10.0.0.0/8"],
+                                                 "rate_limit_signin": "3/minute"})
+    app = create_app(sessions=node.sessions, chains=node.chains,
+                     settings=node.settings.model_copy(update={"auth": auth}))
+    body = {"username": "nobody", "password": "wrong-password"}
+
+    async def logins(peer: str, xff: str, n: int) -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=(peer, 4321))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return [(await c.post(f"{AUTH}/login", json=body | {"username": f"u{i}-{xff}"},
+                                  headers={"X-Forwarded-For": xff})).status_code
+                    for i in range(n)]
+
+    assert asyncio.run(logins("10.0.0.2", "198.51.100.7", 4)) == [401, 401, 401, 429]
+    assert asyncio.run(logins("10.0.0.2", "198.51.100.8", 1)) == [401]  # another client
+    # an untrusted peer's header is ignored: it is limited as itself
+    assert asyncio.run(logins("203.0.113.5", "198.51.100.9", 4)) == [401, 401, 401, 429]
+    log = auth_api.get("/api/p2p-crypto/admin/audit-log", "admin",
+                       params={"action": "auth.signin_failed", "limit": 100}).json()["data"]
+    assert {e["ip"] for e in log} == {"198.51.100.7", "198.51.100.8", "203.0.113.5"}
