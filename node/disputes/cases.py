@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from node.db.models import P2PDispute, P2POrder, User, utcnow
@@ -234,45 +234,64 @@ def list_disputes(
 def escalate_overdue(
     session: Session, *, cfg: DisputeSettings, now: datetime
 ) -> list[tuple[int, str]]:
-    """Apply the deadlines at ``now`` to every open dispute: missed answers
-    move the case on, overdue rulings are reassigned or flagged to the admins
-    (stage ``escalated``). Returns (dispute id, step) for each change; running
-    it again at the same ``now`` changes nothing."""
+    """Apply the deadlines at ``now`` to every open dispute that has one due:
+    missed answers move the case on, overdue rulings are reassigned or flagged
+    to the admins (stage ``escalated``). Returns (dispute id, step) for each
+    change; running it again at the same ``now`` changes nothing. Rows are
+    claimed with SKIP LOCKED, so concurrent runs share the work."""
+    due = or_(
+        DisputeCase.id.is_(None),  # opened before cases existed
+        and_(DisputeCase.stage == Stage.AWAITING_RESPONSE.value,
+             DisputeCase.response_due_at <= now),
+        DisputeCase.ruling_due_at <= now,
+    )
     disputes = session.scalars(
         select(P2PDispute)
-        .where(P2PDispute.status == "open")
+        .outerjoin(DisputeCase, DisputeCase.dispute_id == P2PDispute.id)
+        .where(P2PDispute.status == "open", due)
         .order_by(P2PDispute.id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=P2PDispute, skip_locked=True)
     ).all()
     changes: list[tuple[int, str]] = []
     for dispute in disputes:
-        case = case_of(session, dispute, cfg=cfg, now=now)
-        trade = session.get(P2POrder, dispute.p2p_order_id)
-        assert trade is not None
-        exclude = _parties(trade) | (
-            {dispute.arbitrator_user_id} if dispute.arbitrator_user_id is not None else set()
-        )
-        loads = arbitrator_loads(session)
-        other = deadlines.pick_arbitrator(loads, exclude=frozenset(exclude))
-        step = deadlines.next_step(clock_of(case), now, windows(cfg),
-                                   other_arbitrator=other is not None)
-        if step.kind is StepKind.NONE:
-            continue
-        _apply(case, step.clock)
-        data: dict[str, object] = {"dispute_id": dispute.id, "reason": step.reason}
-        if step.kind is StepKind.RESPONSE_MISSED:
-            kind = "dispute.response_missed"
-        else:
-            kind = "dispute.escalated"
-            case.escalated_at = now
-            case.escalation_reason = step.reason
-            if step.kind is StepKind.REASSIGN and other is not None:
-                data["from_arbitrator_user_id"] = dispute.arbitrator_user_id
-                dispute.arbitrator_user_id = other
-                case.assigned_at = now
-            data["arbitrator_user_id"] = dispute.arbitrator_user_id
-            data["flagged_to_admins"] = step.kind is StepKind.FLAG_ADMINS
-            log.warning("dispute %s escalated: %s", dispute.id, step.reason)
-        emit_trade_event(session, trade, kind, data, now=now)
-        changes.append((dispute.id, step.kind.value))
+        # a missed answer and an overdue ruling can both be due: at most
+        # three steps (missed, escalated), then the clock has nothing due
+        for _ in range(3):
+            kind = _escalate_once(session, dispute=dispute, cfg=cfg, now=now)
+            if kind is None:
+                break
+            changes.append((dispute.id, kind))
     return changes
+
+
+def _escalate_once(
+    session: Session, *, dispute: P2PDispute, cfg: DisputeSettings, now: datetime
+) -> str | None:
+    case = case_of(session, dispute, cfg=cfg, now=now)
+    trade = session.get(P2POrder, dispute.p2p_order_id)
+    assert trade is not None
+    exclude = _parties(trade) | (
+        {dispute.arbitrator_user_id} if dispute.arbitrator_user_id is not None else set()
+    )
+    other = deadlines.pick_arbitrator(arbitrator_loads(session), exclude=frozenset(exclude))
+    step = deadlines.next_step(clock_of(case), now, windows(cfg),
+                               other_arbitrator=other is not None)
+    if step.kind is StepKind.NONE:
+        return None
+    _apply(case, step.clock)
+    data: dict[str, object] = {"dispute_id": dispute.id, "reason": step.reason}
+    if step.kind is StepKind.RESPONSE_MISSED:
+        kind = "dispute.response_missed"
+    else:
+        kind = "dispute.escalated"
+        case.escalated_at = now
+        case.escalation_reason = step.reason
+        if step.kind is StepKind.REASSIGN and other is not None:
+            data["from_arbitrator_user_id"] = dispute.arbitrator_user_id
+            dispute.arbitrator_user_id = other
+            case.assigned_at = now
+        data["arbitrator_user_id"] = dispute.arbitrator_user_id
+        data["flagged_to_admins"] = step.kind is StepKind.FLAG_ADMINS
+        log.warning("dispute %s escalated: %s", dispute.id, step.reason)
+    emit_trade_event(session, trade, kind, data, now=now)
+    return step.kind.value

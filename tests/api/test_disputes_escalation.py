@@ -81,6 +81,18 @@ def test_deadlines_escalate_once_each(api: Api, people: People) -> None:
         "dispute.escalated", "dispute.escalated",
     ]
 
+    # a dispute whose answer and ruling are both overdue when the job runs:
+    # both steps in one run (it went to arb2, who had fewer open disputes)
+    _t2, d2 = opened_dispute(api)
+    assert _state(api, d2) == ("awaiting_response", people.arb2_id, 0)
+    with transaction(api.node.sessions) as s:
+        case2 = s.scalar(select(DisputeCase).where(DisputeCase.dispute_id == d2))
+        assert case2 is not None and case2.ruling_due_at is not None
+        overdue = case2.ruling_due_at
+    assert _run(api, overdue) == [(d2, "response_missed"), (d2, "reassign")]
+    assert _run(api, overdue) == []
+    assert _state(api, d2) == ("escalated", arb1, 1)
+
     # an admin takes the case back to an arbitrator: a fresh ruling deadline
     r = api.post(f"/api/p2p-crypto/disputes/{d}/assign", "admin",
                  json={"arbitrator_user_id": people.arb2_id})

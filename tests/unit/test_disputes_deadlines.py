@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from node.disputes.deadlines import (
     Stage,
     StepKind,
@@ -96,3 +99,32 @@ def test_pick_arbitrator_least_loaded_lowest_id_excluding() -> None:
     assert pick_arbitrator({5: 2, 3: 1, 9: 1}) == 3
     assert pick_arbitrator({5: 2, 3: 1, 9: 1}, exclude=frozenset({3})) == 9
     assert pick_arbitrator({5: 0}, exclude=frozenset({5})) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.integers(min_value=0, max_value=20_000), min_size=1, max_size=30),
+    answer_at=st.one_of(st.none(), st.integers(min_value=0, max_value=20_000)),
+    others=st.booleans(),
+    max_reassign=st.integers(min_value=0, max_value=3),
+)
+def test_any_run_of_the_job_is_idempotent_and_bounded(
+    steps: list[int], answer_at: int | None, others: bool, max_reassign: int
+) -> None:
+    """Whatever moments the job runs at (in order), and whenever the answer
+    comes: a second run at the same moment does nothing, the case escalates
+    at most max_reassignments + 1 times, and a case with a ruling deadline
+    in the past never stays unescalated after a run."""
+    w = Windows(response_s=600, ruling_s=1200, max_reassignments=max_reassign)
+    clock = opened(T0, w)
+    for offset in sorted(steps):
+        now = T0 + timedelta(seconds=offset)
+        if answer_at is not None and offset >= answer_at and not clock.responded:
+            clock = responded(clock, T0 + timedelta(seconds=answer_at), w)
+        for _ in range(3):  # the job may find a missed answer and an overdue ruling at once
+            clock = next_step(clock, now, w, other_arbitrator=others).clock
+        assert next_step(clock, now, w, other_arbitrator=others).kind is StepKind.NONE
+        assert clock.escalations <= max_reassign + 1
+        assert clock.ruling_due is None or clock.ruling_due > now
+        if clock.stage is Stage.AWAITING_RESPONSE:
+            assert now < clock.response_due
