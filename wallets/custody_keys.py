@@ -151,6 +151,13 @@ class CustodyKeys:
         path = self.sol_path(index)
         return DerivedAddress("sol", str(self._sol_keypair(path).pubkey()), path, index)
 
+    def sol_sign(self, path: str, message: Any) -> bytes:
+        """A transaction of ``message`` (a solders Message whose only signer is
+        the key at ``path``), signed; its wire bytes."""
+        from solders.transaction import VersionedTransaction
+
+        return bytes(VersionedTransaction(message, [self._sol_keypair(path)]))
+
     def sol_hot(self) -> DerivedAddress:
         path = self.sol_path(0)
         return DerivedAddress("sol", str(self._sol_keypair(path).pubkey()), path, 0)

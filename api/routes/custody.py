@@ -291,6 +291,7 @@ def create_withdrawal(
         totp_code=body.totp_code,
         request_key=key,
         internal_addresses=svc.hot_addresses(),
+        unsupported_assets=svc.unsupported_withdrawal_assets(),
     )
     if not created:
         response.status_code = 200

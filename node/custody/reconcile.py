@@ -146,9 +146,12 @@ def reconcile(svc: CustodyService, session: Session) -> list[ReconLine]:
 
 
 def _sol_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
+    from node.custody.sol_watch import Watched
+
     w = svc.sol_watcher
-    items = w.watched(session)
-    slot, observed = w.read(items) if items else (0, {})
+    hot = svc.keys.sol_hot().address
+    items = [*w.watched(session), Watched(hot, w.native, 0, None)]
+    slot, observed = w.read(items)
     assets = [w.native, *sorted(w.tokens)]
     totals = dict.fromkeys(assets, 0)
     for (_account, asset), amount in observed.items():

@@ -66,12 +66,20 @@ class CustodyService:
 
     def withdrawal_chains(self) -> set[str]:
         """Chains whose withdrawals this node signs and sends."""
-        return {c for c in ("btc", "evm") if c in self.chains}
+        return set(self.chains)
+
+    def unsupported_withdrawal_assets(self) -> set[str]:
+        """SPL tokens: not swept to the hot wallet, so not withdrawable yet."""
+        return set(self.sol_watcher.tokens) if self.sol_watcher is not None else set()
 
     def hot_addresses(self) -> set[str]:
         """The node's hot wallets (lowercase), which no withdrawal may pay."""
         out = {self.keys.evm_hot().address.lower(), self.keys.sol_hot().address.lower()}
         out.add(self.keys.btc_hot(self.btc_network).address.lower())
+        if self.sol_watcher is not None:
+            out |= {
+                a.lower() for a in self.sol_watcher.token_accounts_of(self.keys.sol_hot().address)
+            }
         return out
 
     def evm_assets(self) -> set[str]:

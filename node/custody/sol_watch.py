@@ -5,8 +5,9 @@ Each step reads every deposit account in one batched ``getMultipleAccounts``
 pass (100 per call; no per-address polling): each user's deposit wallet (SOL,
 in lamports) and its associated token account per listed SPL mint (the
 token amount). Only the node can move coins out of these accounts (it holds
-their keys and sweeps nothing on Solana yet), so a balance above what was
-credited so far is a deposit: the difference is credited. A balance *below*
+their keys; its SOL sweeps are booked by this watcher's own step, see
+``node.custody.sol_moves``), so a balance above what was credited so far is a
+deposit: the difference is credited. A balance *below*
 it can only come from a rollback (a commitment below ``finalized``): the
 difference is reversed, with the same reorg-debt rule as the other chains
 (``node.custody.deposits``). One ledger entry per change, numbered by the
@@ -83,6 +84,9 @@ class SolDepositWatcher:
                 out.append(Watched(sol_token_account(a.address, mint), symbol, a.user_id, mint))
         return out
 
+    def token_accounts_of(self, owner: str) -> list[str]:
+        return [sol_token_account(owner, mint) for mint in self.tokens.values()]
+
     def read(self, items: list[Watched]) -> tuple[int, dict[tuple[str, str], int]]:
         """(slot, {(account, asset): balance}) at the commitment."""
         from solana.rpc.commitment import Commitment
@@ -119,6 +123,14 @@ class SolDepositWatcher:
                     .with_for_update()
                 )
             }
+            # our own sweeps out of these wallets, finalized by the slot read:
+            # booked now, and no longer owed to the depositor's observation
+            from node.custody.sol_moves import settle_sweeps
+
+            for account, out in settle_sweeps(s, self.client, slot).items():
+                swept = rows.get((account, self.native))
+                if swept is not None:
+                    swept.credited -= out
             for w in items:
                 now = observed[(w.account, w.asset)]
                 row = rows.get((w.account, w.asset))

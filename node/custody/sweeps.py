@@ -231,6 +231,10 @@ def sweep_pass(svc: CustodyService) -> list[str]:
         done += btc_moves.sweep_to_cold(svc)
     if svc.evm is not None:
         done += _evm_sweep_pass(svc)
+    if svc.sol_watcher is not None:
+        from node.custody import sol_moves
+
+        done += sol_moves.sweep_deposits(svc)
     return done
 
 

@@ -15,9 +15,9 @@ Life of a withdrawal (``custody_withdrawals.status``):
 - ``failed``: refused by the chain (or reverted); the hold is released
   (a reverted transaction's gas is still booked as a network fee).
 
-Broadcasting is implemented for EVM chains (native coin and listed ERC-20s)
-and Bitcoin (``node.custody.btc_moves``); requests for other chains (Solana)
-are refused with ``withdrawal_chain_unsupported``.
+Broadcasting is implemented for EVM chains (native coin and listed ERC-20s),
+Bitcoin (``node.custody.btc_moves``) and native SOL (``node.custody.sol_moves``);
+requests for SPL tokens are refused with ``withdrawal_chain_unsupported``.
 """
 
 from __future__ import annotations
@@ -190,6 +190,7 @@ def request_withdrawal(
     request_key: str,
     now: datetime | None = None,
     internal_addresses: set[str] | None = None,
+    unsupported_assets: set[str] | None = None,
 ) -> tuple[CustodyWithdrawal, bool]:
     """Accept a withdrawal (``(row, True)``) or return the one already made
     under ``request_key`` (``(row, False)``; different parameters: 409)."""
@@ -210,7 +211,7 @@ def request_withdrawal(
                 "this request_key was used for another withdrawal", code="request_key_reused"
             )
         return existing, False
-    if chain not in supported_chains:
+    if chain not in supported_chains or asset in (unsupported_assets or set()):
         raise ValidationError(
             f"withdrawals on {chain} are not supported by this node",
             code="withdrawal_chain_unsupported",
@@ -433,6 +434,11 @@ def process_withdrawals(svc: CustodyService) -> dict[int, str]:
         out.update(btc_moves.send_withdrawals(svc))
     if svc.evm is not None:
         out.update(_process_evm(svc))
+    if svc.sol_watcher is not None:
+        from node.custody import sol_moves
+
+        out.update(sol_moves.settle_withdrawals(svc))
+        out.update(sol_moves.send_withdrawals(svc))
     return {k: v for k, v in out.items() if v not in ("pending", "skipped")}
 
 

@@ -1,13 +1,17 @@
-"""Solana deposits on the local chain (slots advance only when told): SOL
+"""Solana custody on the local chain (slots advance only when told): SOL
 paid to a user's derived deposit wallet and SPL tokens minted to its
 associated token account are credited only once finalized, in one batched
-read of all deposit accounts; and the ledger reconciles with the chain."""
+read of all deposit accounts; the SOL is swept into the hot wallet (booked
+when finalized, and not mistaken for a rollback) and withdrawn from there
+under the policy; the ledger reconciles with the chain throughout."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+import pyotp
 from fastapi.testclient import TestClient
 from localchain.solana import LAMPORTS_PER_SOL, SolanaLocal
 from solana.rpc.async_api import AsyncClient
@@ -17,9 +21,11 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import create_associated_token_account, mint_to
 from spl.token.models import MintToParams
 
+from node.accounts.totp import enable_totp, setup_totp
 from node.config import load_settings
-from node.custody.ledger import check_balances
+from node.custody.ledger import NODE_HOT, balance, check_balances
 from node.custody.reconcile import reconcile
+from node.db.session import transaction
 from node.runtime import build_node
 from tests.api.custody_fixtures import *  # noqa: F403
 from tests.api.custody_fixtures import CustodyNode
@@ -56,7 +62,7 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             "fee_payer_key": str(Keypair()),
             "tokens": [{"symbol": "TUSDC", "name": "Test USDC", "mint": str(mint), "decimals": 6}],
         },
-        custody={"seed_file": str(seed_file)},
+        custody={"seed_file": str(seed_file), "new_address_delay_s": 0},
     )
     cn = CustodyNode(build_node(settings))
     client = TestClient(cn.node.app(), raise_server_exceptions=False)
@@ -108,6 +114,59 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             assert check_balances(s) == []
         assert lines["SOL"].ok and lines["SOL"].ledger == LAMPORTS_PER_SOL
         assert lines["TUSDC"].ok and lines["TUSDC"].on_chain == 5_000_000
+
+        # the SOL goes to the hot wallet; booked once finalized
+        assert [x.split(":")[0] for x in cn.svc.run_sweeps()] == ["to_hot"]
+        assert cn.svc.run_sweeps() == []  # one sweep in flight per wallet
+        chain.warp_slots(2)
+        assert cn.sync_changes() == []  # the sweep is not a rollback
+        with cn.node.sessions() as s:
+            hot_held = -balance(s, NODE_HOT, "SOL")
+            assert LAMPORTS_PER_SOL - 10_000 <= hot_held < LAMPORTS_PER_SOL
+            assert all(line.ok for line in reconcile(cn.svc, s))
+            assert check_balances(s) == []
+
+        # a SOL withdrawal from the hot wallet
+        with transaction(cn.node.sessions) as s:
+            setup = setup_totp(s, user_id=cn.users["sally"], account="sally", issuer="escrowd")
+            totp = pyotp.TOTP(setup.secret)
+            enable_totp(s, user_id=cn.users["sally"], code=totp.now(), count=1)
+        payee = str(Keypair().pubkey())
+        r = client.post(
+            f"{P}/withdrawal-addresses", headers=auth, json={"chain": "sol", "address": payee}
+        )
+        assert r.status_code == 201, r.text
+        req = {
+            "asset": "SOL",
+            "address": payee,
+            "amount": str(3 * LAMPORTS_PER_SOL // 10),
+            "totp_code": totp.at(time.time() + 30),
+            "request_key": "s-1",
+        }
+        spl = client.post(f"{P}/withdrawals", headers=auth, json={**req, "asset": "TUSDC"})
+        assert spl.status_code == 422 and spl.json()["code"] == "withdrawal_chain_unsupported"
+        r = client.post(f"{P}/withdrawals", headers=auth, json=req)
+        assert r.status_code == 201, r.text
+        wid = r.json()["id"]
+        assert cn.svc.run_withdrawals() == {wid: "broadcast"}
+        assert cn.svc.run_withdrawals() == {}  # processed, not finalized
+        chain.warp_slots(2)
+        assert cn.svc.run_withdrawals() == {wid: "confirmed"}
+
+        async def payee_balance() -> int:
+            async with AsyncClient(chain.url) as c:
+                return int((await c.get_balance(Pubkey.from_string(payee))).value)
+
+        assert asyncio.run(payee_balance()) == 3 * LAMPORTS_PER_SOL // 10
+        body = {
+            b["asset"]: (b["available"], b["held"])
+            for b in client.get(f"{P}/balances", headers=auth).json()
+        }
+        assert body["SOL"] == (str(7 * LAMPORTS_PER_SOL // 10), "0")
+        cn.sync_changes()
+        with cn.node.sessions() as s:
+            assert all(line.ok for line in reconcile(cn.svc, s)), reconcile(cn.svc, s)
+            assert check_balances(s) == []
     finally:
         client.close()
         cn.node.stop()

@@ -1,0 +1,332 @@
+"""Solana custody moves (native SOL): deposit wallets swept into the hot
+wallet, withdrawals paid from the hot wallet. SPL tokens stay on the deposit
+token accounts (not swept, not withdrawable yet: a documented gap).
+
+A transfer is a system-program transfer signed by the sending wallet (its own
+fee payer), stored before it is sent. Its fee is read from the chain
+(``getFeeForMessage``) when it is built, so it is exact.
+
+Settlement at the watcher's commitment (finalized by default):
+
+- sweeps are settled *by the deposit watcher's step* (``settle_sweeps``), in
+  the transaction that books the balances read at slot S, for exactly the
+  sweeps finalized at a slot <= S: the balance read already lacks what they
+  took, and the observation's ``credited`` drops by the same amount, so a
+  sweep is never mistaken for a rollback;
+- withdrawals by the withdrawal job: ``user:held -amount, node:hot
+  +amount+fee, expense -fee``; refused, failed on chain (the fee is still
+  booked) or not landed within ``EXPIRE_S`` (the blockhash expired): the hold
+  is released.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node.custody.ledger import (
+    NODE_DEPOSIT,
+    NODE_HOT,
+    NODE_NETWORK_FEES,
+    Leg,
+    post_entry,
+    user_account,
+)
+from node.db.models import utcnow
+from node.db.models_custody import (
+    CustodyAddress,
+    CustodyObservation,
+    CustodySweep,
+    CustodyWithdrawal,
+)
+from node.db.session import transaction
+from node.errors import ChainError
+
+if TYPE_CHECKING:
+    from node.custody.service import CustodyService
+
+log = logging.getLogger("escrowd.custody.sol")
+
+ASSET = "SOL"
+EXPIRE_S = 300  # a blockhash is valid ~60-90 s: a transaction not seen by then never lands
+
+
+def _commitment(svc: CustodyService) -> Any:
+    from solana.rpc.commitment import Commitment
+
+    return Commitment(svc.settings.sol.commitment)
+
+
+def _transfer(
+    svc: CustodyService,
+    path: str,
+    src: str,
+    dst: str,
+    lamports_total: int,
+    *,
+    pay_fee_from_amount: bool,
+) -> tuple[bytes, str, int, int]:
+    """(raw, signature, fee, amount) of a transfer from ``src``; with
+    ``pay_fee_from_amount`` the amount is ``lamports_total - fee``."""
+    from solana.rpc.commitment import Commitment
+    from solders.message import Message
+    from solders.pubkey import Pubkey
+    from solders.signature import Signature
+    from solders.system_program import TransferParams, transfer
+
+    client = svc.sol_watcher.client
+    blockhash, _valid = client.latest_blockhash(Commitment("confirmed"))
+
+    def message(amount: int) -> Message:
+        ix = transfer(
+            TransferParams(
+                from_pubkey=Pubkey.from_string(src),
+                to_pubkey=Pubkey.from_string(dst),
+                lamports=amount,
+            )
+        )
+        return Message.new_with_blockhash([ix], Pubkey.from_string(src), blockhash)
+
+    probe = message(max(lamports_total, 1))
+    fee = int(client.call(lambda c: c.get_fee_for_message(probe)).value or 5000)
+    amount = lamports_total - fee if pay_fee_from_amount else lamports_total
+    raw = svc.keys.sol_sign(path, message(amount))
+    from solders.transaction import VersionedTransaction
+
+    sig: Signature = VersionedTransaction.from_bytes(raw).signatures[0]
+    return raw, str(sig), fee, amount
+
+
+def _send(svc: CustodyService, raw: bytes) -> str | None:
+    """None when sent (or the node was not reached: retried by expiry), else the refusal."""
+    from solana.rpc.commitment import Commitment
+
+    try:
+        svc.sol_watcher.client.send(raw, preflight_commitment=Commitment("confirmed"))
+    except ChainError as exc:
+        return exc.message
+    return None
+
+
+def _balances(svc: CustodyService, accounts: list[str]) -> dict[str, int]:
+    from solders.pubkey import Pubkey
+
+    _slot, states = svc.sol_watcher.client.accounts(
+        [Pubkey.from_string(a) for a in accounts], _commitment(svc)
+    )
+    return {
+        a: (0 if st is None else int(st.lamports)) for a, st in zip(accounts, states, strict=True)
+    }
+
+
+# --- sweeps ---------------------------------------------------------------------
+
+
+def sweep_deposits(svc: CustodyService) -> list[str]:
+    """Each deposit wallet's credited SOL -> the hot wallet (fee from the amount)."""
+    hot = svc.keys.sol_hot()
+    chain = svc.sol_watcher.chain
+    with svc.sessions() as s:
+        busy = set(
+            s.scalars(
+                select(CustodySweep.from_address).where(
+                    CustodySweep.chain == "sol", CustodySweep.status == "broadcast"
+                )
+            )
+        )
+        wallets = {
+            a.address: a.path
+            for a in s.scalars(select(CustodyAddress).where(CustodyAddress.chain == "sol"))
+        }
+        credited = {
+            o.account: o.credited
+            for o in s.scalars(
+                select(CustodyObservation).where(
+                    CustodyObservation.chain == chain, CustodyObservation.asset == ASSET
+                )
+            )
+        }
+    todo = [a for a in wallets if a not in busy and credited.get(a, 0) > 0]
+    if not todo:
+        return []
+    onchain = _balances(svc, todo + [hot.address])
+    rent = svc.sol_watcher.client.rent_exemption(0)
+    done = []
+    for address in todo:
+        # only what is both credited and there (a newer deposit waits for its credit)
+        have = min(onchain[address], credited[address])
+        floor = svc.settings.custody.min_sweep.get(ASSET, rent)
+        if have < floor or (onchain[hot.address] == 0 and have < rent + 10_000):
+            continue
+        raw, sig, fee, amount = _transfer(
+            svc, wallets[address], address, hot.address, have, pay_fee_from_amount=True
+        )
+        if have != onchain[address]:
+            left = onchain[address] - have
+            if 0 < left < rent:  # the wallet would keep less than rent: leave it
+                continue
+        with transaction(svc.sessions) as s:
+            s.add(
+                CustodySweep(
+                    kind="to_hot",
+                    chain="sol",
+                    asset=ASSET,
+                    from_address=address,
+                    to_address=hot.address,
+                    amount=amount,
+                    network_fee=fee,
+                    status="broadcast",
+                    txid=sig,
+                    raw_tx=raw.hex(),
+                )
+            )
+        refused = _send(svc, raw)
+        if refused:
+            with transaction(svc.sessions) as s:
+                sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
+                if sw is not None:
+                    sw.status = "failed"
+            log.warning("sol sweep from %s refused: %s", address, refused)
+        done.append(f"to_hot:{sig}")
+    return done
+
+
+def settle_sweeps(s: Session, client: Any, slot: int) -> dict[str, int]:
+    """Inside the deposit watcher's step: book the SOL sweeps finalized at a
+    slot <= ``slot`` (the slot its balances were read at); returns what left
+    each deposit wallet (amount + fee)."""
+    rows = list(
+        s.scalars(
+            select(CustodySweep)
+            .where(CustodySweep.chain == "sol", CustodySweep.status == "broadcast")
+            .with_for_update()
+        )
+    )
+    if not rows:
+        return {}
+    statuses = client.statuses([r.txid for r in rows])
+    out: dict[str, int] = {}
+    for sw, st in zip(rows, statuses, strict=True):
+        if st is None:
+            if sw.created_at < utcnow() - timedelta(seconds=EXPIRE_S):
+                sw.status = "failed"
+            continue
+        if str(st.confirmation_status).lower().rsplit(".", 1)[-1] != "finalized" or st.slot > slot:
+            continue
+        ok = st.err is None
+        legs = [
+            Leg(NODE_DEPOSIT, ASSET, sw.network_fee),
+            Leg(NODE_NETWORK_FEES, ASSET, -sw.network_fee),
+        ]
+        if ok:
+            legs += [Leg(NODE_DEPOSIT, ASSET, sw.amount), Leg(NODE_HOT, ASSET, -sw.amount)]
+        post_entry(s, ref=f"sweep:{sw.id}:settle", kind="sweep_to_hot", legs=legs)
+        sw.status = "confirmed" if ok else "failed"
+        out[sw.from_address] = (
+            out.get(sw.from_address, 0) + sw.network_fee + (sw.amount if ok else 0)
+        )
+    return out
+
+
+# --- withdrawals ----------------------------------------------------------------
+
+
+def send_withdrawals(svc: CustodyService) -> dict[int, str]:
+    from node.custody.withdrawals import _fail
+
+    hot = svc.keys.sol_hot()
+    out: dict[int, str] = {}
+    with svc.sessions() as s:
+        ids = list(
+            s.scalars(
+                select(CustodyWithdrawal.id)
+                .where(CustodyWithdrawal.chain == "sol", CustodyWithdrawal.status == "held")
+                .order_by(CustodyWithdrawal.id)
+            )
+        )
+    rent = svc.sol_watcher.client.rent_exemption(0) if ids else 0
+    for wid in ids:
+        with svc.hot_lock:
+            with transaction(svc.sessions) as s:
+                w = s.get(CustodyWithdrawal, wid, with_for_update=True)
+                if w is None or w.status != "held":
+                    continue
+                raw, sig, fee, amount = _transfer(
+                    svc, hot.path, hot.address, w.address, w.amount, pay_fee_from_amount=False
+                )
+                from solana.rpc.commitment import Commitment
+                from solders.pubkey import Pubkey
+
+                _slot, [st] = svc.sol_watcher.client.accounts(
+                    [Pubkey.from_string(hot.address)], Commitment("confirmed")
+                )
+                have = 0 if st is None else int(st.lamports)
+                left = have - amount - fee
+                if left < 0 or 0 < left < rent:
+                    out[wid] = "waiting"  # for a sweep into the hot wallet
+                    continue
+                w.raw_tx, w.txid, w.network_fee, w.status = raw.hex(), sig, fee, "broadcast"
+            refused = _send(svc, raw)
+        if refused:
+            with transaction(svc.sessions) as s:
+                row = s.get(CustodyWithdrawal, wid, with_for_update=True)
+                assert row is not None
+                _fail(s, row, f"refused by the chain: {refused}")
+            out[wid] = "failed"
+        else:
+            out[wid] = "broadcast"
+    return out
+
+
+def settle_withdrawals(svc: CustodyService) -> dict[int, str]:
+    from node.custody.withdrawals import _fail
+
+    out: dict[int, str] = {}
+    with svc.sessions() as s:
+        rows = s.execute(
+            select(CustodyWithdrawal.id, CustodyWithdrawal.txid).where(
+                CustodyWithdrawal.chain == "sol", CustodyWithdrawal.status == "broadcast"
+            )
+        ).all()
+    if not rows:
+        return out
+    statuses = svc.sol_watcher.client.statuses([str(t) for _i, t in rows])
+    want = svc.settings.sol.commitment
+    for (wid, _txid), st in zip(rows, statuses, strict=True):
+        with transaction(svc.sessions) as s:
+            w = s.get(CustodyWithdrawal, wid, with_for_update=True)
+            if w is None or w.status != "broadcast":
+                continue
+            if st is None:
+                if w.updated_at < utcnow() - timedelta(seconds=EXPIRE_S):
+                    _fail(s, w, "never landed (blockhash expired)")
+                    out[wid] = "failed"
+                continue
+            level = str(st.confirmation_status).lower().rsplit(".", 1)[-1]
+            order = ["processed", "confirmed", "finalized"]
+            if order.index(level) < order.index(want):
+                continue
+            fee = int(w.network_fee or 0)
+            fee_legs = [Leg(NODE_HOT, ASSET, fee), Leg(NODE_NETWORK_FEES, ASSET, -fee)]
+            if st.err is not None:
+                post_entry(s, ref=f"withdrawal:{w.id}:fee", kind="network_fee", legs=fee_legs)
+                _fail(s, w, f"failed on chain: {st.err}")
+                out[wid] = "failed"
+                continue
+            post_entry(
+                s,
+                ref=f"withdrawal:{w.id}:settle",
+                kind="withdrawal",
+                legs=[
+                    Leg(user_account(w.user_id, "held"), ASSET, -w.amount),
+                    Leg(NODE_HOT, ASSET, w.amount),
+                    *fee_legs,
+                ],
+            )
+            w.status = "confirmed"
+            out[wid] = "confirmed"
+    return out
