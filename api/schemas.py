@@ -40,6 +40,8 @@ class CurrencyPublic(BaseModel):
     decimals: int
     contract_address: str | None
     price: Decimal | None
+    # the fiat currency of ``price`` (the price index's, market.limits_fiat)
+    price_currency: str | None = None
     is_active: bool
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.deps import ChainsDep, RowId, SessionDep, UserDep
-from api.market_deps import PolicyDep
+from api.market_deps import MarketDep, PolicyDep
 from api.schemas import (
     AdCreate,
     CurrencyPublic,
@@ -41,9 +41,13 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
 @router.get("/currencies", response_model=list[CurrencyPublic])
-def currencies(session: SessionDep) -> list[CurrencyPublic]:
+def currencies(session: SessionDep, market: MarketDep) -> list[CurrencyPublic]:
+    """Active currencies; ``price`` is the price index in ``price_currency``
+    (null when no source quotes it or its quotes are stale)."""
     return [
-        CurrencyPublic.model_validate(c, from_attributes=True)
+        CurrencyPublic.model_validate(c, from_attributes=True).model_copy(
+            update={"price_currency": market.limits_fiat if c.price is not None else None}
+        )
         for c in trades.list_currencies(session)
     ]
 

@@ -33,7 +33,7 @@ def test_margin_ads_follow_the_index_and_trades_keep_their_price(api: Api) -> No
         ("ETH", "EUR", "3000.000000000000", False)
     ]
     eth = next(c for c in api.get("/api/p2p-crypto/currencies").json() if c["symbol"] == "ETH")
-    assert Decimal(eth["price"]) == Decimal("3300.5")  # in market.limits_fiat (USD)
+    assert Decimal(eth["price"]) == Decimal("3300.5") and eth["price_currency"] == "USD"
 
     ad = margin_ad(api, 200).json()
     assert ad["price_type"] == "margin" and ad["margin_bps"] == 200
