@@ -30,6 +30,13 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "image/jpeg": (b"\xff\xd8\xff",),
 }
 DOCUMENT_TYPES: frozenset[str] = frozenset(SIGNATURES)
+# Non-standard names clients send for these types.
+ALIASES: dict[str, str] = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
+    "application/x-pdf": "application/pdf",
+}
 EXTENSIONS: dict[str, str] = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -74,6 +81,7 @@ def check_upload(data: bytes, content_type: str, *, allowed: set[str], max_bytes
             max_bytes=max_bytes,
         )
     declared = content_type.split(";", 1)[0].strip().lower()
+    declared = ALIASES.get(declared, declared)
     real = sniff_type(data)
     if real is None or real not in allowed:
         raise ValidationError(

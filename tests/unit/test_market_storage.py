@@ -59,7 +59,13 @@ def test_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "ctype"),
-    [(PDF, "application/pdf"), (PNG, "image/png"), (JPEG, "image/jpeg; charset=binary")],
+    [
+        (PDF, "application/pdf"),
+        (PNG, "image/png"),
+        (JPEG, "image/jpeg; charset=binary"),
+        (JPEG, "image/jpg"),
+        (PDF, "application/x-pdf"),
+    ],
 )
 def test_allowed_uploads_pass(data: bytes, ctype: str) -> None:
     check_upload(data, ctype, allowed=set(DOCUMENT_TYPES), max_bytes=1000)
