@@ -38,7 +38,8 @@ def drive(url: str) -> None:
     from node.trading.service import TradingService
     from tests.api.trading_fixtures import order_stream
 
-    sessions = make_sessionmaker(make_engine(url))
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
     with sessions() as s:
         pair_id = s.scalars(select(TradingPair.id)).one()
         users = list(s.scalars(select(User.id).order_by(User.id)))
@@ -65,6 +66,7 @@ def drive(url: str) -> None:
         except (OrderRejectedError, OrderValidationError, OrderNotOpenError):
             pass
         print(i, flush=True)
+    engine.dispose()
     print("done", flush=True)
 
 
@@ -139,7 +141,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_no_fill(
     markets = [make_market(sessions), make_market(crashed)]
     assert markets[0] == markets[1]  # same ids: the two runs are comparable
 
-    assert _run(pg_url, None)  # the reference run, never killed
+    drive(pg_url)  # the reference run, never killed (in this process: the same code)
     rng = random.Random()  # noqa: S311 - where to kill is random on purpose
     kills = 0
     for _ in range(2):
