@@ -67,6 +67,8 @@ class MarketSettings(Section):
         default_factory=lambda: ["identity", "proof_of_address", "selfie"]
     )
     upload_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # uploads a user may ever store (replaced ones count: bounds the disk a user can fill)
+    max_documents_per_user: int = Field(30, ge=1, le=10_000)
     upload_types: list[str] = Field(
         default_factory=lambda: ["application/pdf", "image/png", "image/jpeg"]
     )

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from node.db.models import User
@@ -137,6 +137,16 @@ def submit_document(
         raise ValidationError(
             f"document_type must be one of {', '.join(cfg.document_types)}",
             field="document_type",
+        )
+    stored = session.scalar(
+        select(func.count())
+        .select_from(VerificationDocument)
+        .where(VerificationDocument.user_id == user.id)
+    )
+    if (stored or 0) >= cfg.max_documents_per_user:
+        raise EscrowStateError(
+            f"at most {cfg.max_documents_per_user} documents per user; ask an admin",
+            code="too_many_documents",
         )
     check_upload(data, content_type, allowed=set(cfg.upload_types), max_bytes=cfg.upload_max_bytes)
     real_type = sniff_type(data) or "application/octet-stream"

@@ -129,6 +129,14 @@ def test_bad_uploads_are_422_problems(market_api: Api) -> None:
     assert api.post(INITIATE, "buyer", json={"level": "god"}).status_code == 422
     assert api.get(STATUS, "buyer").json()["documents"] == []
 
+    api.node.settings.market.max_documents_per_user = 2
+    assert upload(api, "buyer", "identity", PDF, "application/pdf").status_code == 201
+    r = api.post(INITIATE, "seller", json={"level": "verified"})
+    for _ in range(2):
+        assert upload(api, "seller", "identity", PNG, "image/png").status_code == 201
+    r = upload(api, "seller", "identity", PNG, "image/png")
+    assert r.status_code == 409 and r.json()["code"] == "too_many_documents"
+
 
 def test_admin_endpoints_refuse_everyone_else(market_api: Api) -> None:
     api = market_api
