@@ -206,7 +206,10 @@ def _setup_evm(node: Node, svc: CustodyService) -> None:
     watcher = CustodyEvmWatcher(
         adapter,
         node.sessions,
-        start_block=dep.start_block,
+        # A first start in production begins at the tip (deposit addresses are
+        # new, and a chain's history since the escrow's deployment can be long);
+        # dev mode at the deployment. Later starts resume from the cursor.
+        start_block=watch_rpc.head() if node.settings.mode == "production" else dep.start_block,
         confirmations=cfg.confirmations,
         finality_depth=cfg.finality_depth,
         log_range=min(cfg.log_range, 200),
