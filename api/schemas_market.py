@@ -128,6 +128,11 @@ class VerificationReview(Strict):
     notes: str = Field("", max_length=4000)
 
 
+class LevelSet(Strict):
+    level: Literal["unverified", "basic", "verified", "trusted"]
+    notes: str = Field("", max_length=4000)
+
+
 class ReviewQueueItem(BaseModel):
     user_id: int
     username: str

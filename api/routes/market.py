@@ -14,6 +14,7 @@ from api.market_deps import CipherDep, MarketDep, PolicyDep, StoreDep
 from api.schemas_market import (
     DocumentPublic,
     IndexPublic,
+    LevelSet,
     LimitPublic,
     PaymentMethodCreate,
     PaymentMethodPublic,
@@ -31,7 +32,12 @@ from node.db.models_market import UserReputation, VerificationDocument
 from node.errors import NotFoundError, ValidationError
 from node.market import payment_methods as pm
 from node.market import prices, reputation, verification
-from node.market.audit import record_document_viewed, record_review, record_shown
+from node.market.audit import (
+    record_document_viewed,
+    record_level_set,
+    record_review,
+    record_shown,
+)
 from node.market.limits import Limit
 from node.market.opening import OpeningPolicy, used_24h
 from node.market.pricing import IndexPrice
@@ -229,6 +235,32 @@ def review_verification(
         level=row.level,
         notes=body.notes,
     )
+    reputation.recompute(session, user_id)  # trusted seller depends on the level
+    who = session.get(User, user_id)
+    return ReviewQueueItem(
+        user_id=user_id,
+        username=who.username if who else "",
+        verification_level=row.level,
+        requested_level=row.requested_level,
+        submitted_at=row.submitted_at,
+        documents=[_doc(d) for d in verification.documents(session, user_id)],
+    )
+
+
+@router.post("/admin/users/{user_id}/verification-level", response_model=ReviewQueueItem)
+def set_verification_level(
+    user_id: RowId, body: LevelSet, session: SessionDep, user: AdminDep
+) -> ReviewQueueItem:
+    """An admin sets a user's level directly (e.g. revokes a verification)."""
+    row = verification.set_level(
+        session,
+        admin=user,
+        user_id=user_id,
+        level=body.level,
+        notes=body.notes,
+        now=datetime.now(UTC),
+    )
+    record_level_set(session, admin=user, user_id=user_id, level=body.level, notes=body.notes)
     reputation.recompute(session, user_id)  # trusted seller depends on the level
     who = session.get(User, user_id)
     return ReviewQueueItem(

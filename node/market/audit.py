@@ -50,3 +50,15 @@ def record_document_viewed(
         subject=f"user:{owner_id}",
         details={"document_id": document_id},
     )
+
+
+def record_level_set(
+    session: Session, *, admin: User, user_id: int, level: str, notes: str
+) -> None:
+    record_audit(
+        session,
+        actor_id=admin.id,
+        action="verification.level_set",
+        subject=f"user:{user_id}",
+        details={"level": level, "notes": notes[:500]},
+    )

@@ -223,6 +223,31 @@ def review(
     return row
 
 
+def set_level(
+    session: Session, *, admin: User, user_id: int, level: str, notes: str, now: datetime
+) -> UserVerification:
+    """An admin sets a user's level directly (typically down: a revoked or
+    expired verification). A pending request is closed."""
+    if level not in LEVELS:
+        raise ValidationError(f"level must be one of {', '.join(LEVELS)}", field="level")
+    if session.get(User, user_id) is None:
+        raise NotFoundError(f"no user {user_id}", user_id=user_id)
+    if admin.id == user_id:
+        raise EscrowStateError("admins do not set their own level", code="own_verification")
+    row = _row(session, user_id, for_update=True)
+    row.level = level
+    if row.kyc_status in ("pending", "under_review"):
+        for d in documents(session, user_id, live_only=True):
+            if d.status == "submitted":
+                d.status = "rejected"
+    row.kyc_status = "approved" if level != "unverified" else "none"
+    row.requested_level = None
+    row.reviewed_by = admin.id
+    row.reviewed_at = now
+    row.review_notes = notes or None
+    return row
+
+
 def get_document(session: Session, doc_id: int) -> VerificationDocument:
     doc = session.get(VerificationDocument, doc_id)
     if doc is None:

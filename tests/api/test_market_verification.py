@@ -160,3 +160,50 @@ def test_admin_endpoints_refuse_everyone_else(market_api: Api) -> None:
     assert api.get(STATUS, "buyer").json()["kyc_status"] == "under_review"
     r = api.get("/api/p2p-crypto/admin/verification-documents/999999", "admin")
     assert r.status_code == 404
+
+
+def test_admin_sets_a_level_directly_and_it_is_audited(market_api: Api) -> None:
+    api = market_api
+    buyer = user_id(api, "buyer")
+    url = f"/api/p2p-crypto/admin/users/{buyer}/verification-level"
+    r = api.post(url, "admin", json={"level": "verified", "notes": "in person"})
+    assert r.status_code == 200, r.text
+    st = api.get(STATUS, "buyer").json()
+    assert st["verification_level"] == "verified" and st["limits"]["per_trade"] == "50000"
+    # revoked while a new request is under review: the request is closed
+    api.post(INITIATE, "buyer", json={"level": "trusted"})
+    for doc_type in ("identity", "proof_of_address", "selfie"):
+        upload(api, "buyer", doc_type, PDF, "application/pdf")
+    assert api.get(QUEUE, "admin").json()[0]["requested_level"] == "trusted"
+    r = api.post(url, "admin", json={"level": "unverified", "notes": "documents forged"})
+    assert r.status_code == 200
+    st = api.get(STATUS, "buyer").json()
+    assert (st["verification_level"], st["kyc_status"]) == ("unverified", "none")
+    assert {d["status"] for d in st["documents"]} == {"rejected"}
+    assert api.get(QUEUE, "admin").json() == []
+    for who, want in (("buyer", 403), ("arbitrator", 403), (None, 401)):
+        assert api.post(url, who, json={"level": "trusted"}).status_code == want
+    assert api.post(url, "admin", json={"level": "gold"}).status_code == 422
+    admin = user_id(api, "admin")
+    r = api.post(
+        f"/api/p2p-crypto/admin/users/{admin}/verification-level",
+        "admin",
+        json={"level": "trusted"},
+    )
+    assert r.status_code == 409 and r.json()["code"] == "own_verification"
+    r = api.post(
+        "/api/p2p-crypto/admin/users/999999/verification-level", "admin", json={"level": "basic"}
+    )
+    assert r.status_code == 404
+    from node.db.models_accounts import AuditLog
+
+    with transaction(api.node.sessions) as s:
+        levels = [
+            a.details["level"]
+            for a in s.scalars(
+                select(AuditLog)
+                .where(AuditLog.action == "verification.level_set")
+                .order_by(AuditLog.id)
+            )
+        ]
+    assert levels == ["verified", "unverified"]
