@@ -158,6 +158,18 @@ class OrderCreate(BaseModel):
         )
 
 
+class OrderAmend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: str = Field(description="the new total quantity: lower than now, above filled")
+
+    @field_validator("quantity")
+    @classmethod
+    def _quantity(cls, v: Any) -> Any:
+        _units(v)
+        return v
+
+
 class OrderPublic(BaseModel):
     id: int
     trading_pair_id: int
@@ -369,6 +381,17 @@ def get_order(session: SessionDep, user: UserDep, order_id: RowId) -> OrderPubli
 def cancel_order(request: Request, user: UserDep, order_id: RowId) -> OrderPublic:
     """Cancel one of the caller's open orders; its hold goes back to available."""
     return _order_public(_service(request).cancel(user.id, order_id))
+
+
+@router.patch("/trading-orders/{order_id}", response_model=OrderPublic)
+def amend_order(
+    request: Request, user: UserDep, order_id: RowId, body: OrderAmend
+) -> OrderPublic:
+    """Lower one of the caller's open orders' quantity; it keeps its time priority
+    (422 ``amend_not_reduce`` unless ``filled < quantity < current``)."""
+    quantity = _units(body.quantity)
+    assert quantity is not None
+    return _order_public(_service(request).amend(user.id, order_id, quantity))
 
 
 @router.post("/trading-orders/{order_id}/cancel", response_model=OrderPublic)

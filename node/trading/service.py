@@ -46,6 +46,7 @@ from node.db.session import transaction
 from node.errors import EscrowStateError, NotFoundError
 from node.orderbook import (
     STP,
+    AmendOrder,
     CancelOrder,
     Command,
     Engine,
@@ -54,6 +55,7 @@ from node.orderbook import (
     Ledger,
     OrderRejected,
     OrderType,
+    OrderValidationError,
     PairSpec,
     PlaceOrder,
     ReplayMismatchError,
@@ -225,6 +227,37 @@ class TradingService:
                 f"order {order_id} is {row.status}", code=refused, order_id=order_id,
                 order_status=row.status,
             )
+        return row
+
+    def amend(self, user_id: int, order_id: int, quantity: int) -> TradingOrder:
+        """Lower an open order's total quantity; it keeps its place in the queue
+        and the hold it no longer needs goes back to available."""
+        with self.sessions() as session:
+            found = session.get(TradingOrder, order_id)
+            if found is None or found.user_id != user_id:
+                raise NotFoundError("no such order", code="order_not_found", order_id=order_id)
+            pair_id = found.trading_pair_id
+
+        def body(session: Session, book: PairBook, run: Run) -> tuple[TradingOrder, str | None]:
+            row = session.get(TradingOrder, order_id)
+            assert row is not None
+            if row.status in TERMINAL:
+                return row, "order_not_open"
+            if quantity % book.spec.step_size:  # refused before it reaches the log
+                return row, "quantity_not_on_step"
+            if not row.executed_quantity < quantity < row.quantity:
+                return row, "amend_not_reduce"
+            events = run(AmendOrder(order_id, quantity, user_id, self.clock()), None)
+            refused = [e for e in events if isinstance(e, OrderRejected)]
+            return row, refused[0].code if refused else None
+
+        row, refused = self._command(pair_id, body)
+        if refused == "order_not_open":
+            raise OrderNotOpenError(f"order {order_id} is {row.status}", order_id=order_id,
+                                    order_status=row.status)
+        if refused is not None:
+            raise OrderValidationError(f"amend refused: {refused}", code=refused,
+                                       order_id=order_id)
         return row
 
     def submit(

@@ -93,6 +93,12 @@ def test_trading_through_the_api(api: Api, eth_usdt: int) -> None:
     assert api.post("/api/p2p-crypto/trading-orders", json=order(pair, "buy", ETH, P)
                     ).status_code == 401
 
+    r = api.client.patch(f"/api/p2p-crypto/trading-orders/{sell['id']}", headers=api.auth("buyer"),
+                         json={"quantity": str(ETH // 2)})
+    problem(r, 404, "order_not_found")
+    r = api.client.patch(f"/api/p2p-crypto/trading-orders/{sell['id']}", headers=api.auth("seller"),
+                         json={"quantity": str(ETH // 8)})
+    problem(r, 422, "amend_not_reduce")  # a quarter is filled already
     with api.node.sessions() as s:
         row = s.get(TradingOrder, sell["id"])
         assert row is not None

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from node.custody.ledger import FEES, balance, check_balances
 from node.db.models_trading import TradingEngineLog, TradingFill, TradingOrder
 from node.db.session import make_sessionmaker, transaction
+from node.errors import NotFoundError
 from node.orderbook import (
     Engine,
     Fill,
@@ -319,3 +320,27 @@ def test_install_seeds_the_dev_pairs_and_recovers_them_on_restart(
     svc.drop()  # the process ends
     start()  # and starts again: every pair's engine recovered from the log at install
     assert svc._books[m.pair_id].engine.depth()[1] == [(usd(65_000), BTC)]
+
+
+def test_amend_lowers_the_quantity_and_frees_the_hold(sessions: sessionmaker[Session]) -> None:
+    m = make_market(sessions)
+    svc = service(sessions)
+    alice, bob = m.users["alice"], m.users["bob"]
+    first = svc.place(alice, req(m.pair_id, SELL, LIMIT, BTC, usd(65_000)))
+    svc.place(bob, req(m.pair_id, SELL, LIMIT, BTC, usd(65_000)))
+    amended = svc.amend(alice, first.id, BTC // 4)
+    assert amended.quantity == BTC // 4 and amended.held == BTC // 4
+    for bad, code in ((BTC // 2, "amend_not_reduce"), (BTC // 8 + 1, "quantity_not_on_step")):
+        with pytest.raises(OrderValidationError) as refused:
+            svc.amend(alice, first.id, bad)
+        assert refused.value.code == code
+    with pytest.raises(NotFoundError):
+        svc.amend(bob, first.id, BTC // 8)
+    with sessions() as s:
+        assert held(s, alice, "BTC") == BTC // 4
+    # it kept its place: the next buyer takes alice's quarter first
+    svc.place(m.users["carol"], req(m.pair_id, BUY, LIMIT, BTC // 4, usd(65_000)))
+    with sessions() as s:
+        assert s.get(TradingOrder, first.id).status == "filled"  # type: ignore[union-attr]
+        assert held(s, alice, "BTC") == 0 and held(s, bob, "BTC") == BTC
+        assert check_balances(s) == []
