@@ -72,7 +72,7 @@ def test_an_event_committed_while_the_stream_is_open_reaches_it(api: Api) -> Non
     last = read_stream(api, "buyer")[-1]["id"]
 
     def later() -> None:
-        time.sleep(0.5)
+        time.sleep(0.3)
         with transaction(api.node.sessions) as s:
             trade = s.get(P2POrder, t)
             assert trade is not None
@@ -81,7 +81,7 @@ def test_an_event_committed_while_the_stream_is_open_reaches_it(api: Api) -> Non
     thread = threading.Thread(target=later)
     thread.start()
     started = time.monotonic()
-    frames = read_stream(api, "buyer", duration=3, headers={"Last-Event-ID": str(last)})
+    frames = read_stream(api, "buyer", duration=1.5, headers={"Last-Event-ID": str(last)})
     thread.join()
     assert [f["event"] for f in frames] == ["test.ping"]
     assert time.monotonic() - started < 10
