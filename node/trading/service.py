@@ -352,6 +352,7 @@ class TradingService:
             for ev in engine.apply(decode(kind, data)):
                 if type(ev) is Fill:
                     produced.append((row_seq, ev))
+            ledger.entries.clear()  # posted when the command ran: only balances matter here
             seq = row_seq
         if seq != last_seq:
             raise ReplayMismatchError(f"pair {pair_id} says seq {last_seq}, its log ends at {seq}")
@@ -439,6 +440,7 @@ class TradingService:
                 for ev in book.engine.apply(decode(kind, data)):
                     if type(ev) is Fill:
                         messages.append(fill_message(pair_id, row_seq, ev))
+                book.ledger.entries.clear()  # the other process posted them
                 book.seq = row_seq
         return book
 
@@ -460,7 +462,8 @@ class TradingService:
                             trading_pair_id=pair_id, seq=seq, kind=kind_of(command),
                             command=encode(command), client_ref=client_ref,
                         ))
-                        first = len(book.ledger.entries)
+                        journal = book.ledger.entries
+                        journal.clear()  # the custody ledger keeps the journal of record
                         dirty = True
                         events = book.engine.apply(command)
                         book.seq = seq
@@ -468,8 +471,8 @@ class TradingService:
                             session, pair_id=pair_id, price_scale=book.spec.price_scale,
                             seq=seq, events=events, engine=book.engine,
                         ))
-                        post_ledger(session, pair_id=pair_id, seq=seq,
-                                    entries=book.ledger.entries[first:])
+                        post_ledger(session, pair_id=pair_id, seq=seq, entries=journal)
+                        journal.clear()
                         return events
 
                     result = body(session, book, run)
