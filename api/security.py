@@ -190,6 +190,13 @@ class ProtectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        try:
+            await self._protect(scope, receive, send)
+        except BodyTooLarge:
+            await _send_problem(scope, receive, send, 413, "body_too_large",
+                                f"request bodies are limited to {MAX_BODY} bytes here")
+
+    async def _protect(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         peer = scope["client"][0] if scope.get("client") else "unknown"
         ip = client_ip(peer, headers.get("x-forwarded-for"), self.trusted)
@@ -326,7 +333,13 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
 async def _read_body(receive: Receive) -> bytes:
+    """The whole request body (needed to hash it for Idempotency-Key and to
+    find the account of a sign-in); more than MAX_BODY is refused (413)."""
     chunks = bytearray()
     while True:
         message = await receive()
@@ -334,7 +347,7 @@ async def _read_body(receive: Receive) -> bytes:
             break
         chunks.extend(message.get("body", b""))
         if len(chunks) > MAX_BODY:
-            break
+            raise BodyTooLarge
         if not message.get("more_body", False):
             break
     return bytes(chunks)

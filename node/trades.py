@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.db.models import CryptoCurrency, P2PDispute, P2PEscrow, P2POrder, User
@@ -63,8 +64,12 @@ def create_user(
     user = User(
         username=username, role=role, api_token_hash=hash_token(token), evm_address=evm_address
     )
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent sign-up of the same name loses cleanly
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        raise ValidationError(f"username {username!r} is taken", code="username_taken") from None
     return user, token
 
 

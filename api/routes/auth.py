@@ -181,15 +181,21 @@ def me(session: SessionDep, user: UserDep) -> Me:
 
 
 @auth.post("/password", status_code=204, response_class=Response)
-def set_password(body: PasswordSet, session: SessionDep, user: UserDep, ip: IpDep) -> Response:
+def set_password(
+    body: PasswordSet, session: SessionDep, user: UserDep, claims: ClaimsDep, ip: IpDep
+) -> Response:
     """Set a first password (accounts made by the CLI or a wallet) or change it
-    (``current_password`` required). Other sessions are signed out."""
-    if passwords.has_password(session, user.id):
+    (``current_password`` required). A change signs out the other sessions."""
+    changed = passwords.has_password(session, user.id)
+    if changed:
         if body.current_password is None:
             raise AuthenticationError("current_password is required to change the password",
                                       code="invalid_credentials", field="current_password")
         passwords.check_password(session, user_id=user.id, password=body.current_password)
     passwords.set_password(session, user_id=user.id, password=body.new_password)
+    if changed:
+        Tokens.revoke_user_sessions(session, user.id, reason="password_changed",
+                                    keep=claims.session_id if claims else None)
     record_audit(session, actor_id=user.id, action="auth.password_set",
                  subject=f"user:{user.id}", ip=ip)
     return Response(status_code=204)

@@ -193,12 +193,15 @@ class Tokens:
         )
 
     @staticmethod
-    def revoke_user_sessions(session: Session, user_id: int, *, reason: str) -> int:
-        res = session.execute(
-            update(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow(), revoked_reason=reason[:32])
-        )
+    def revoke_user_sessions(
+        session: Session, user_id: int, *, reason: str, keep: str | None = None
+    ) -> int:
+        """Revoke every live session of the user (but ``keep``, if given)."""
+        q = update(AuthSession).where(
+            AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        if keep is not None:
+            q = q.where(AuthSession.id != keep)
+        res = session.execute(q.values(revoked_at=utcnow(), revoked_reason=reason[:32]))
         return int(res.rowcount)  # type: ignore[attr-defined]
 
     def claims(self, token: str) -> AccessClaims:

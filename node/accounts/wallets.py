@@ -9,11 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.db.models import User, utcnow
 from node.db.models_accounts import AuthNonce, WalletLink
-from node.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from node.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from node.trades import create_user
 
 NONCE_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -89,11 +95,19 @@ def sign_in_wallet(session: Session, *, chain: str, address: str) -> tuple[User,
     user = user_for_wallet(session, chain=chain, address=address)
     if user is not None:
         return user, False
-    user, _unused_api_token = create_user(
-        session, username=_wallet_username(chain, address), role="trader",
-        evm_address=address if chain == "evm" else None,
-    )
-    link_wallet(session, user=user, chain=chain, address=address)
+    try:
+        with session.begin_nested():
+            user, _unused_api_token = create_user(
+                session, username=_wallet_username(chain, address), role="trader",
+                evm_address=address if chain == "evm" else None,
+            )
+            link_wallet(session, user=user, chain=chain, address=address)
+    except (IntegrityError, ValidationError):
+        # a concurrent first sign-in of this wallet made the account: use it
+        user = user_for_wallet(session, chain=chain, address=address)
+        if user is None:
+            raise
+        return user, False
     return user, True
 
 

@@ -12,6 +12,7 @@ import pyotp
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from limits import parse
 from solders.keypair import Keypair
 
 from node.db.session import transaction
@@ -24,10 +25,18 @@ AUTH = "/api/p2p-crypto/auth"
 
 @pytest.fixture
 def auth_api(api: Api) -> Api:
-    """``api`` plus an admin (``api.tokens['admin']``, an API token)."""
+    """``api`` plus an admin (``api.tokens['admin']``, an API token). The
+    sign-in rate limit is raised (tests sign in many times from one client);
+    ``strict_signin_limit`` puts the configured one back."""
     with transaction(api.node.sessions) as s:
         _u, api.tokens["admin"] = create_user(s, username="admin", role="admin")
+    api.client.app.state.rate_limits.signin = parse("1000/minute")  # type: ignore[attr-defined]
     return api
+
+
+def strict_signin_limit(api: Api) -> None:
+    api.client.app.state.rate_limits.signin = parse(  # type: ignore[attr-defined]
+        api.node.settings.auth.rate_limit_signin)
 
 
 def bearer(token: str) -> dict[str, str]:

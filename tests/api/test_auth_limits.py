@@ -11,13 +11,14 @@ from typing import Any
 import httpx
 
 from tests.api.auth_fixtures import *  # noqa: F403
-from tests.api.auth_fixtures import AUTH, Api, register
+from tests.api.auth_fixtures import AUTH, Api, register, strict_signin_limit
 from tests.api.test_api_p2p_orders import eth_id
 
 ORDERS = "/api/p2p-crypto/orders"
 
 
 def test_sign_in_attempts_above_the_limit_are_429(auth_api: Api) -> None:
+    strict_signin_limit(auth_api)  # the configured default: 10 per minute
     register(auth_api, "mallory-target")  # 1 sign-in request from this client
     codes = []
     for i in range(12):

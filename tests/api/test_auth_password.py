@@ -35,6 +35,22 @@ def test_register_login_me(auth_api: Api) -> None:
     # the JWT works on the existing endpoints, like the API tokens do
     r = auth_api.client.get("/api/p2p-crypto/orders/my", headers=bearer(r.json()["access_token"]))
     assert r.status_code == 200
+    # changing the password needs the current one and signs out the other sessions
+    a, b = _login(auth_api, "alice").json(), _login(auth_api, "alice").json()
+    new = {"current_password": "not it at all", "new_password": "another good password"}
+    r = auth_api.client.post(f"{AUTH}/password", headers=bearer(a["access_token"]), json=new)
+    assert r.status_code == 401
+    r = auth_api.client.post(f"{AUTH}/password", headers=bearer(a["access_token"]),
+                             json=new | {"current_password": PASSWORD})
+    assert r.status_code == 204
+    assert auth_api.client.get(f"{AUTH}/me", headers=bearer(a["access_token"])).status_code == 200
+    assert auth_api.client.get(f"{AUTH}/me", headers=bearer(b["access_token"])).status_code == 401
+    assert _login(auth_api, "alice").status_code == 401
+    assert _login(auth_api, "alice", "another good password").status_code == 200
+    # an API-token user (made by the CLI) sets a first password, then signs in with it
+    r = auth_api.post(f"{AUTH}/password", "buyer", json={"new_password": "buyers own pass"})
+    assert r.status_code == 204
+    assert _login(auth_api, "buyer", "buyers own pass").status_code == 200
     # duplicate and weak registrations are 4xx problems
     r = auth_api.client.post(f"{AUTH}/register", json={"username": "alice", "password": PASSWORD})
     assert r.status_code == 422 and r.json()["code"] == "username_taken"
