@@ -344,3 +344,29 @@ def test_amend_lowers_the_quantity_and_frees_the_hold(sessions: sessionmaker[Ses
         assert s.get(TradingOrder, first.id).status == "filled"  # type: ignore[union-attr]
         assert held(s, alice, "BTC") == 0 and held(s, bob, "BTC") == BTC
         assert check_balances(s) == []
+
+
+def test_the_stream_of_one_process_catches_up_with_anothers_commands(
+    sessions: sessionmaker[Session],
+) -> None:
+    import asyncio
+
+    m = make_market(sessions)
+    writer = service(sessions)
+    reader = service(make_sessionmaker(sessions.kw["bind"]))  # the process serving the stream
+    alice, bob = m.users["alice"], m.users["bob"]
+    writer.place(alice, req(m.pair_id, SELL, LIMIT, BTC, usd(65_000)))
+
+    async def listen() -> list[dict[str, object]]:
+        with reader.hub.subscribe(m.pair_id) as sub:
+            snap = reader.stream_snapshot(m.pair_id)
+            assert snap["asks"] == [[str(usd(65_000)), str(BTC)]]
+            writer.place(bob, req(m.pair_id, BUY, LIMIT, BTC // 4, usd(65_000)))
+            assert sub.queue.empty()  # the reader's process did not see it yet
+            reader.poll(m.pair_id)  # what the stream does when idle
+            return [await asyncio.wait_for(sub.queue.get(), 5) for _ in range(2)]
+
+    trade, book = asyncio.run(listen())
+    assert trade["type"] == "trade" and trade["quantity"] == str(BTC // 4)
+    assert book["type"] == "book" and book["asks"] == [[str(usd(65_000)), str(BTC - BTC // 4)]]
+    assert book["seq"] == trade["seq"] == reader._books[m.pair_id].seq
