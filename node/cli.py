@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from node.config import Settings, load_settings
@@ -31,6 +33,15 @@ from node.errors import ConfigError, EscrowdError
 
 ROLES = ("api", "watch", "sign", "jobs")
 CHAINS = ("evm", "btc", "sol")
+
+# Set by SIGTERM/SIGINT in the roles without an API: stop gracefully.
+STOP = threading.Event()
+
+
+def install_stop_signals() -> None:
+    """SIGTERM and SIGINT set STOP instead of killing the process."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: STOP.set())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("watch", "sign", "jobs") or (
+        args.command == "run" and "api" not in args.roles.split(",")
+    ):
+        install_stop_signals()
     try:
         settings = load_settings()
         from node.ops.logs import setup_logging
@@ -163,9 +178,6 @@ def _serve(
 ) -> int:
     """Run the roles until SIGTERM/SIGINT; then stop taking work, let the
     current unit of work finish, release leadership and exit 0."""
-    import signal
-    import threading
-
     from node.runtime import build_node
 
     # The watcher and relayer threads are I/O-bound and share the GIL with the
@@ -173,6 +185,11 @@ def _serve(
     # up to 5 ms (the default) to every one of their round trips.
     sys.setswitchinterval(0.0005)
     log = logging.getLogger("escrowd")
+    stop = STOP
+    if "api" not in roles:
+        # from the start: a SIGTERM while the node is being built stops it
+        # as soon as it is built, still gracefully
+        install_stop_signals()
     node = build_node(settings)
     background = [r for r in roles if r != "api"]
     try:
@@ -188,9 +205,6 @@ def _serve(
             uvicorn.run(node.app(), host=host, port=port, log_level="warning", lifespan="off",
                         timeout_graceful_shutdown=int(settings.ops.shutdown_grace_s))
         else:
-            stop = threading.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
             if settings.ops.metrics_port:
                 from prometheus_client import start_http_server
 

@@ -50,7 +50,7 @@ def sign_once(
     after a failed relay): signed anew and recorded. Another decision:
     ``SigningError(code="conflicting_decision")``.
 
-    Crash points (tests): ``sign.locked`` after the journal row is locked or
+    Crash points (tests): ``sign.locked`` after the journal row is
     inserted, ``sign.signed`` after signing but before the commit,
     ``sign.committed`` after the commit."""
     label = decision_label(decision)
@@ -67,7 +67,6 @@ def sign_once(
                     .with_for_update()
                 ).one_or_none()
                 if row is not None:
-                    crashpoint("sign.locked")
                     if row.decision != decision:
                         SIGNING_DECISIONS.labels(chain, label, "refused").inc()
                         raise SigningError(
