@@ -156,6 +156,7 @@ def bench_webhooks(sessions: Any, trade_id: int, buyer_id: int) -> float:
 
     from node.db.models import User
     from node.disputes.settings import EventSettings
+    from node.events.secrets import WebhookSecrets
     from node.events.webhooks import create_subscription, deliver_due
 
     class Handler(BaseHTTPRequestHandler):
@@ -172,10 +173,11 @@ def bench_webhooks(sessions: Any, trade_id: int, buyer_id: int) -> float:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    box = WebhookSecrets(b"benchmark secret " * 3)
     with sessions() as s, s.begin():
         user = s.get(User, buyer_id)
         create_subscription(s, user=user, url=f"http://127.0.0.1:{httpd.server_address[1]}/h",
-                            secret=None, allow_private=True, max_per_user=10)
+                            secret=None, allow_private=True, max_per_user=10, secrets_box=box)
     for i in range(WEBHOOKS):
         _emit(sessions, trade_id, "bench.webhook", {"i": i})
     cfg = EventSettings()
@@ -183,7 +185,7 @@ def bench_webhooks(sessions: Any, trade_id: int, buyer_id: int) -> float:
     with httpx.Client() as client:
         started = time.perf_counter()
         while True:
-            n = deliver_due(sessions, cfg, client=client, allow_private=True)
+            n = deliver_due(sessions, cfg, client=client, secrets_box=box, allow_private=True)
             done += n
             if n == 0:
                 break

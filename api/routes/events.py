@@ -16,6 +16,7 @@ from api.schemas import Strict
 from node.config import Settings
 from node.db.models_disputes_ext import WebhookSubscription
 from node.events import sse, webhooks
+from node.events.secrets import WebhookSecrets
 
 router = APIRouter(prefix="/api/p2p-crypto", tags=["events"])
 
@@ -106,11 +107,14 @@ def create_webhook(
         if cfg.webhook_allow_private is not None
         else settings.mode == "dev"
     )
-    sub = webhooks.create_subscription(
+    box: WebhookSecrets | None = getattr(request.app.state, "webhook_secrets", None)
+    if box is None:
+        box = request.app.state.webhook_secrets = WebhookSecrets.from_settings(settings)
+    sub, secret = webhooks.create_subscription(
         session, user=user, url=body.url, secret=body.secret, allow_private=allow_private,
-        max_per_user=cfg.webhook_max_per_user,
+        max_per_user=cfg.webhook_max_per_user, secrets_box=box,
     )
-    return WebhookCreated(**_public(session, sub).model_dump(), secret=sub.secret)
+    return WebhookCreated(**_public(session, sub).model_dump(), secret=secret)
 
 
 @router.get("/webhooks", response_model=list[WebhookPublic])

@@ -124,14 +124,14 @@ class TradeEvent(Base):
 
 class WebhookSubscription(Timestamps, Base):
     """A user's webhook: events of their trades are POSTed to ``url``, signed
-    with HMAC-SHA256 under ``secret``."""
+    with HMAC-SHA256 under the secret, stored sealed (``node.events.secrets``)."""
 
     __tablename__ = "webhook_subscriptions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str] = mapped_column(String(128))
+    secret: Mapped[str] = mapped_column(String(512))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

@@ -11,6 +11,7 @@ import httpx
 from node.db.models import utcnow
 from node.db.session import transaction
 from node.disputes.cases import escalate_overdue
+from node.events.secrets import WebhookSecrets
 from node.events.webhooks import deliver_due
 
 if TYPE_CHECKING:
@@ -37,8 +38,12 @@ def install(node: Node) -> None:
         else node.settings.mode == "dev"
     )
 
+    box: list[WebhookSecrets] = []
+
     def webhooks() -> None:
-        while deliver_due(node.sessions, cfg.events, client=client,
+        if not box:  # the node's secret is read when first needed
+            box.append(WebhookSecrets.from_settings(node.settings))
+        while deliver_due(node.sessions, cfg.events, client=client, secrets_box=box[0],
                           allow_private=allow_private) >= cfg.events.webhook_batch:
             pass
 

@@ -31,6 +31,7 @@ from node.disputes.settings import EventSettings
 from node.errors import NotFoundError, ValidationError
 from node.events import signing
 from node.events.outbox import event_body
+from node.events.secrets import WebhookSecrets
 
 log = logging.getLogger("escrowd.webhooks")
 
@@ -64,10 +65,10 @@ def check_url(url: str, *, allow_private: bool) -> str:
 
 def create_subscription(
     session: Session, *, user: User, url: str, secret: str | None, allow_private: bool,
-    max_per_user: int,
-) -> WebhookSubscription:
-    """A new webhook for ``user``; without a secret one is generated (shown
-    once in the response)."""
+    max_per_user: int, secrets_box: WebhookSecrets,
+) -> tuple[WebhookSubscription, str]:
+    """A new webhook for ``user`` and its secret (generated when not given;
+    shown once: it is stored sealed)."""
     check_url(url, allow_private=allow_private)
     count = session.scalar(
         select(func.count()).select_from(WebhookSubscription).where(
@@ -78,12 +79,13 @@ def create_subscription(
         raise ValidationError(
             f"at most {max_per_user} webhooks per user", code="too_many_webhooks"
         )
+    plain = secret or secrets.token_urlsafe(32)
     sub = WebhookSubscription(
-        user_id=user.id, url=url, secret=secret or secrets.token_urlsafe(32), is_active=True
+        user_id=user.id, url=url, secret=secrets_box.seal(plain), is_active=True
     )
     session.add(sub)
     session.flush()
-    return sub
+    return sub, plain
 
 
 def list_subscriptions(session: Session, *, user: User) -> list[WebhookSubscription]:
@@ -165,6 +167,7 @@ def deliver_due(
     cfg: EventSettings,
     *,
     client: httpx.Client,
+    secrets_box: WebhookSecrets,
     now: datetime | None = None,
     allow_private: bool = False,
 ) -> int:
@@ -191,8 +194,8 @@ def deliver_due(
         claimed = []
         for delivery, sub, event in rows:
             delivery.next_attempt_at = moment + lease
-            claimed.append(_Claimed(delivery.id, sub.url, sub.secret, event.seq or event.id,
-                                    orjson.dumps(event_body(event))))
+            claimed.append(_Claimed(delivery.id, sub.url, secrets_box.reveal(sub.secret),
+                                    event.seq or event.id, orjson.dumps(event_body(event))))
     outcomes = []
     for c in claimed:
         try:  # the address is checked again at each delivery (DNS may have changed)

@@ -8,15 +8,16 @@ addresses are refused unless allowed."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import select
 
 from node.db.models import utcnow
-from node.db.models_disputes_ext import WebhookDelivery
+from node.db.models_disputes_ext import WebhookDelivery, WebhookSubscription
 from node.db.session import transaction
 from node.events import signing
+from node.events.secrets import WebhookSecrets
 from node.events.webhooks import deliver_due
 from tests.api.conftest import Api
 from tests.api.disputes_fixtures import *  # noqa: F403
@@ -49,27 +50,38 @@ def test_signed_delivery_retried_until_the_third_attempt(api: Api, receiver: Rec
     r = api.post(W, "buyer", json={"url": "ftp://example.com/x"})
     assert r.status_code == 422
 
+    # the secret is stored sealed, not as given
+    box = WebhookSecrets.from_settings(api.node.settings)
+    with transaction(api.node.sessions) as s:
+        stored = s.get(WebhookSubscription, hook["id"])
+        assert stored is not None and SECRET not in stored.secret
+        assert box.reveal(stored.secret) == SECRET
+
     receiver.fail_first = 2
     t = matched_trade(api)  # emits trade.opened for the buyer's webhook
     t0 = utcnow()
     with httpx.Client() as client:
-        assert deliver_due(api.node.sessions, cfg, client=client, now=t0, allow_private=True) == 1
+
+        def run(now: datetime, allow_private: bool = True) -> int:
+            return deliver_due(api.node.sessions, cfg, client=client, secrets_box=box, now=now,
+                               allow_private=allow_private)
+
+        assert run(t0) == 1
         (d,) = _deliveries(api)
         assert d.status == "pending" and d.attempts == 1 and d.last_status_code == 500
         assert d.next_attempt_at == t0 + timedelta(seconds=cfg.webhook_backoff_s)
         # not due yet: nothing is sent
-        assert deliver_due(api.node.sessions, cfg, client=client, now=t0, allow_private=True) == 0
+        assert run(t0) == 0
         t1 = t0 + timedelta(seconds=cfg.webhook_backoff_s)
-        assert deliver_due(api.node.sessions, cfg, client=client, now=t1, allow_private=True) == 1
+        assert run(t1) == 1
         (d,) = _deliveries(api)
         assert d.attempts == 2 and d.next_attempt_at == t1 + timedelta(
             seconds=2 * cfg.webhook_backoff_s)
         t2 = d.next_attempt_at
-        assert deliver_due(api.node.sessions, cfg, client=client, now=t2, allow_private=True) == 1
+        assert run(t2) == 1
         (d,) = _deliveries(api)
         assert d.status == "delivered" and d.attempts == 3 and d.last_status_code == 204
-        assert deliver_due(api.node.sessions, cfg, client=client, now=t2 + timedelta(days=1),
-                           allow_private=True) == 0
+        assert run(t2 + timedelta(days=1)) == 0
 
     assert len(receiver.requests) == 3
     now = int(time.time())
@@ -96,18 +108,24 @@ def test_a_dead_endpoint_fails_after_the_last_attempt(api: Api, receiver: Receiv
     cfg.webhook_max_attempts = 3
     assert api.post(W, "seller", json={"url": receiver.url}).status_code == 201
     receiver.fail_first = 10**6
+    box = WebhookSecrets.from_settings(api.node.settings)
     matched_trade(api)
     moment = utcnow()
     with httpx.Client() as client:
+
+        def run(now: datetime, allow_private: bool = True) -> int:
+            return deliver_due(api.node.sessions, cfg, client=client, secrets_box=box, now=now,
+                               allow_private=allow_private)
+
         # the delivery job checks the address again: a loopback URL is refused
         # (and counts as a failed attempt) unless private addresses are allowed
-        assert deliver_due(api.node.sessions, cfg, client=client, now=moment) == 1
+        assert run(moment, allow_private=False) == 1
         (d,) = _deliveries(api)
         assert d.attempts == 1 and (d.last_error or "").startswith("refused")
         assert receiver.requests == []
         for _ in range(5):
             moment += timedelta(seconds=cfg.webhook_backoff_cap_s)
-            deliver_due(api.node.sessions, cfg, client=client, now=moment, allow_private=True)
+            run(moment)
     (d,) = _deliveries(api)
     assert d.status == "failed" and d.attempts == 3 and d.last_error == "HTTP 500"
     assert len(receiver.requests) == 2

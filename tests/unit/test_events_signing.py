@@ -40,3 +40,18 @@ def test_sse_frame_and_last_event_id() -> None:
     assert parse_last_event_id(" 17 ") == 17
     for bad in ("-1", "abc", "1e3", "9" * 30, ""):
         assert parse_last_event_id(bad) == 0
+
+
+def test_webhook_secrets_are_sealed_and_only_the_same_key_opens_them() -> None:
+    import pytest
+
+    from node.errors import ConfigError
+    from node.events.secrets import WebhookSecrets
+
+    box = WebhookSecrets(b"n" * 48)
+    sealed = box.seal("hook-secret")
+    assert "hook-secret" not in sealed and sealed != box.seal("hook-secret")  # random IV
+    assert box.reveal(sealed) == "hook-secret"
+    assert box.reveal("plain-legacy") == "plain-legacy"
+    with pytest.raises(ConfigError):
+        WebhookSecrets(b"m" * 48).reveal(sealed)
