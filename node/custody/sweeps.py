@@ -29,6 +29,7 @@ never signs a second one; one address has at most one sweep in flight.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from eth_utils import keccak
@@ -222,19 +223,34 @@ def _send_locked(
 
 
 def sweep_pass(svc: CustodyService) -> list[str]:
-    done: list[str] = []
+    """One pass over every chain; a chain that cannot be reached is logged
+    and skipped, the others go on."""
+    parts: list[tuple[str, Callable[[], list[str]]]] = []
     if svc.btc_rpc is not None:
         from node.custody import btc_moves
 
-        done += btc_moves.settle(svc)
-        done += btc_moves.sweep_deposits(svc)
-        done += btc_moves.sweep_to_cold(svc)
+        parts.append(
+            (
+                "btc",
+                lambda: [
+                    *btc_moves.settle(svc),
+                    *btc_moves.sweep_deposits(svc),
+                    *btc_moves.sweep_to_cold(svc),
+                ],
+            )
+        )
     if svc.evm is not None:
-        done += _evm_sweep_pass(svc)
+        parts.append(("evm", lambda: _evm_sweep_pass(svc)))
     if svc.sol_watcher is not None:
         from node.custody import sol_moves
 
-        done += sol_moves.sweep_deposits(svc)
+        parts.append(("sol", lambda: sol_moves.sweep_deposits(svc)))
+    done: list[str] = []
+    for chain, part in parts:
+        try:
+            done += part()
+        except ChainError as exc:
+            log.warning("%s sweeps: %s; next pass retries", chain, exc.message)
     return done
 
 

@@ -23,6 +23,7 @@ requests for SPL tokens are refused with ``withdrawal_chain_unsupported``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -422,24 +423,42 @@ def _settle(svc: CustodyService, wid: int) -> str:
 
 
 def process_withdrawals(svc: CustodyService) -> dict[int, str]:
-    """One pass: sign and send what is held, settle what is confirmed."""
+    """One pass: sign and send what is held, settle what is confirmed. A chain
+    that cannot be reached is logged and skipped; the others go on."""
     out: dict[int, str] = {}
+    for chain, part in _parts(svc):
+        try:
+            out.update(part())
+        except ChainError as exc:
+            log.warning("%s withdrawals: %s; next pass retries", chain, exc.message)
+    return {k: v for k, v in out.items() if v not in ("pending", "skipped")}
+
+
+def _parts(svc: CustodyService) -> list[tuple[str, Callable[[], dict[int, str]]]]:
+    parts: list[tuple[str, Callable[[], dict[int, str]]]] = []
     if svc.btc_rpc is not None:
         from node.custody import btc_moves
 
-        for item in btc_moves.settle(svc):
-            if item.startswith("withdrawal:"):
-                _w, wid, status = item.split(":")
-                out[int(wid)] = status
-        out.update(btc_moves.send_withdrawals(svc))
+        def btc() -> dict[int, str]:
+            out: dict[int, str] = {}
+            for item in btc_moves.settle(svc):
+                if item.startswith("withdrawal:"):
+                    _w, wid, status = item.split(":")
+                    out[int(wid)] = status
+            out.update(btc_moves.send_withdrawals(svc))
+            return out
+
+        parts.append(("btc", btc))
     if svc.evm is not None:
-        out.update(_process_evm(svc))
+        parts.append(("evm", lambda: _process_evm(svc)))
     if svc.sol_watcher is not None:
         from node.custody import sol_moves
 
-        out.update(sol_moves.settle_withdrawals(svc))
-        out.update(sol_moves.send_withdrawals(svc))
-    return {k: v for k, v in out.items() if v not in ("pending", "skipped")}
+        def sol() -> dict[int, str]:
+            return {**sol_moves.settle_withdrawals(svc), **sol_moves.send_withdrawals(svc)}
+
+        parts.append(("sol", sol))
+    return parts
 
 
 def _process_evm(svc: CustodyService) -> dict[int, str]:
