@@ -4,18 +4,23 @@ subscriptions (signed with HMAC-SHA256, retried with backoff)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from api.deps import RowId, SessionDep, UserDep
+from api.deps import RowId, SessionDep, UserDep, bearer, current_user
 from api.schemas import Strict
+from node.accounts.keys import derive_key, load_secret
 from node.config import Settings
+from node.db.models import User
 from node.db.models_disputes_ext import WebhookSubscription
-from node.events import sse, webhooks
+from node.errors import AuthenticationError
+from node.events import sse, tickets, webhooks
 from node.events.secrets import WebhookSecrets
 
 router = APIRouter(prefix="/api/p2p-crypto", tags=["events"])
@@ -46,6 +51,41 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+class StreamTicket(BaseModel):
+    """Open the stream with ``?ticket=`` (for EventSource, which sends no
+    Authorization header); valid ``expires_in`` seconds."""
+
+    ticket: str
+    expires_in: int
+
+
+TICKET_TTL_S = 60
+
+
+def _ticket_key(request: Request) -> bytes:
+    key: bytes | None = getattr(request.app.state, "sse_ticket_key", None)
+    if key is None:
+        key = derive_key(load_secret(_settings(request)), b"sse-tickets")
+        request.app.state.sse_ticket_key = key
+    return key
+
+
+def stream_user(
+    request: Request,
+    session: SessionDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ticket: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
+) -> User:
+    """The stream's user: from a stream ticket, else as every endpoint does."""
+    if ticket is None:
+        return current_user(request=request, session=session, creds=creds)
+    user_id = tickets.verify(ticket, key=_ticket_key(request), now=int(time.time()))
+    user = session.get(User, user_id)
+    if user is None:
+        raise AuthenticationError("invalid or expired stream ticket", code="invalid_ticket")
+    return user
+
+
 def _public(session: SessionDep, sub: WebhookSubscription) -> WebhookPublic:
     return WebhookPublic(
         id=sub.id, url=sub.url, is_active=sub.is_active, created_at=sub.created_at,
@@ -61,14 +101,16 @@ def _public(session: SessionDep, sub: WebhookSubscription) -> WebhookPublic:
 def stream(
     request: Request,
     session: SessionDep,
-    user: UserDep,
+    user: Annotated[User, Depends(stream_user)],
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     max_duration_s: Annotated[float | None, Query(gt=0, le=86_400)] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: the events of the caller's trades (``id`` = event
     id, ``event`` = its type, ``data`` = JSON). Resume with the
-    ``Last-Event-ID`` header (or ``?after=``); the stream ends after
+    ``Last-Event-ID`` header (or ``?after=``). Authenticate with the bearer
+    token, or with ``?ticket=`` from /events/stream-ticket (browsers'
+    EventSource sends no headers). The stream ends after
     ``max_duration_s`` (at most the node's setting) and the client reconnects."""
     cfg = _settings(request).disputes.events
     user_id = user.id
@@ -90,6 +132,16 @@ def stream(
         body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/events/stream-ticket", response_model=StreamTicket)
+def stream_ticket(request: Request, user: UserDep) -> StreamTicket:
+    """A ticket that opens the caller's event stream for a minute."""
+    key = _ticket_key(request)
+    return StreamTicket(
+        ticket=tickets.issue(user.id, key=key, now=int(time.time()), ttl_s=TICKET_TTL_S),
+        expires_in=TICKET_TTL_S,
     )
 
 

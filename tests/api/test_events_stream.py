@@ -66,6 +66,15 @@ def test_parties_stream_their_trade_events_and_resume(api: Api) -> None:
     assert api.get(S, "buyer", params={"after": -1}).status_code == 422
     assert api.client.get(S).status_code == 401
 
+    # a browser's EventSource sends no header: it opens the stream with a ticket
+    ticket = api.post("/api/p2p-crypto/events/stream-ticket", "buyer").json()
+    assert ticket["expires_in"] == 60
+    r = api.client.get(S, params={"ticket": ticket["ticket"], "max_duration_s": 0.3,
+                                  "after": ids[-1]})
+    assert r.status_code == 200 and "event: trade.paid" in r.text
+    r = api.client.get(S, params={"ticket": ticket["ticket"] + "x", "max_duration_s": 0.3})
+    assert r.status_code == 401 and r.json()["code"] == "invalid_ticket"
+
 
 def test_an_event_committed_while_the_stream_is_open_reaches_it(api: Api) -> None:
     t, _d = opened_dispute(api)

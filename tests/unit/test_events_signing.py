@@ -55,3 +55,25 @@ def test_webhook_secrets_are_sealed_and_only_the_same_key_opens_them() -> None:
     assert box.reveal("plain-legacy") == "plain-legacy"
     with pytest.raises(ConfigError):
         WebhookSecrets(b"m" * 48).reveal(sealed)
+
+
+def test_stream_tickets_name_one_user_and_expire() -> None:
+    import jwt
+    import pytest
+
+    from node.errors import AuthenticationError
+    from node.events import tickets
+
+    key = b"k" * 48
+    t = tickets.issue(7, key=key, now=1_000, ttl_s=60)
+    assert tickets.verify(t, key=key, now=1_059) == 7
+    for bad, now in (
+        (t, 1_060),  # expired
+        (tickets.issue(7, key=b"x" * 48, now=1_000, ttl_s=60), 1_000),  # another key
+        (jwt.encode({"sub": "7", "aud": "other", "exp": 2_000}, key, algorithm="HS256"), 1_000),
+        (jwt.encode({"sub": "7", "aud": "escrowd-sse", "exp": 2_000}, key, algorithm="HS384"),
+         1_000),
+        ("not-a-jwt", 1_000),
+    ):
+        with pytest.raises(AuthenticationError):
+            tickets.verify(bad, key=key, now=now)
