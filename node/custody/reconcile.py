@@ -91,6 +91,16 @@ def _evm_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
         ]
         total = sum(int(r, 16) for r in evm.rpc.batch(calls))
         lines.append(ReconLine("evm", symbol, _held(session, symbol), total, at))
+    for symbol, token in sorted(svc.evm_tokens.items()):
+        cold_t = svc.settings.custody.cold_address.get(symbol)
+        if cold_t:
+            data = "0x70a08231" + cold_t[2:].lower().rjust(64, "0")
+            on_cold_t = int(evm.rpc.call("eth_call", {"to": token, "data": data}, tag), 16)
+            lines.append(
+                ReconLine(
+                    "evm", symbol, -balance(session, NODE_COLD, symbol), on_cold_t, at, scope="cold"
+                )
+            )
     cold = svc.settings.custody.cold_address.get(svc.evm_native)
     if cold:
         on_cold = int(evm.rpc.call("eth_getBalance", cold, tag), 16)

@@ -16,9 +16,9 @@ One pass (``sweep_pass``, the ``custody-sweep`` job):
    wallet; the address pays the gas, and when it has too little the hot
    wallet first sends it what is missing (a ``gas`` sweep: ``node:hot
    +amount+fee, node:deposit -amount, expense -fee``);
-4. sends the hot wallet's native excess above ``custody.hot_ceiling[asset]``
-   to ``custody.cold_address[asset]`` (an address only: the node has no cold
-   key).
+4. sends the hot wallet's excess above ``custody.hot_ceiling[asset]`` (ETH
+   and each listed ERC-20) to ``custody.cold_address[asset]`` (an address
+   only: the node has no cold key).
 
 Network fees are always in the native coin: a token sweep books the token
 between the holding accounts and its gas as ``node:deposit +fee, expense
@@ -403,4 +403,44 @@ def _evm_sweep_pass(svc: CustodyService) -> list[str]:
                     tip=tip,
                 )
             )
+    if not hot_was_busy:
+        done += _tokens_to_cold(svc, max_fee, tip)
+    return done
+
+
+def _tokens_to_cold(svc: CustodyService, max_fee: int, tip: int) -> list[str]:
+    """The hot wallet's ERC-20 excess above its ceiling -> the cold address
+    (gas from the hot wallet's ETH)."""
+    evm = svc.evm
+    assert evm is not None
+    hot = svc.keys.evm_hot()
+    done: list[str] = []
+    for symbol, token in sorted(svc.evm_tokens.items()):
+        ceiling = svc.settings.custody.hot_ceiling.get(symbol)
+        cold = svc.settings.custody.cold_address.get(symbol)
+        if ceiling is None or not cold:
+            continue
+        data = "0x" + BALANCE_OF + hot.address[2:].lower().rjust(64, "0")
+        excess = int(evm.call({"to": token, "data": data}, "pending"), 16) - ceiling
+        if excess <= 0:
+            continue
+        send = "0x" + TRANSFER + cold[2:].lower().rjust(64, "0") + f"{excess:064x}"
+        gas = evm.estimate_gas({"from": hot.address, "to": token, "data": send}) * 6 // 5
+        if int(evm.rpc.call("eth_getBalance", hot.address, "pending"), 16) < gas * max_fee:
+            log.warning("hot wallet cannot pay the gas to move %s to cold", symbol)
+            continue
+        done.append(
+            _send(
+                svc,
+                kind="to_cold",
+                path=hot.path,
+                src=hot.address,
+                dst=cold,
+                asset=symbol,
+                amount=excess,
+                max_fee=max_fee,
+                tip=tip,
+                gas=gas,
+            )
+        )
     return done

@@ -208,8 +208,8 @@ def evm_custody(
         new_address_delay_s=3600,
         user_daily_limit={"ETH": 5 * 10**17},
         global_daily_limit={"ETH": 10**18},
-        hot_ceiling={"ETH": 5 * 10**17},
-        cold_address={"ETH": evm_chain.accounts[5].address},
+        hot_ceiling={"ETH": 5 * 10**17, "TUSD": 4 * 10**18},
+        cold_address={"ETH": evm_chain.accounts[5].address, "TUSD": evm_chain.accounts[5].address},
     )
     node = build_node(settings)
     api = EvmCustodyApi(client=None, node=node, chain=evm_chain)

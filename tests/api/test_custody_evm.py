@@ -290,12 +290,23 @@ def test_token_sweep_with_gas_top_up_and_token_withdrawal(evm_custody: EvmCustod
     assert w3.eth.get_balance(buyer_addr) == 0
     assert [x.split(":")[0] for x in api.svc.run_sweeps()] == ["gas"]
     api.sync(mine=2)
-    done = api.svc.run_sweeps()  # settles the top-up, sends the tokens
-    assert sorted(x.split(":")[0] for x in done) == ["gas", "to_hot"]
+    cold = api.chain.accounts[5].address
+    cold_before = tusd.functions.balanceOf(cold).call()
+    # settles the top-up, sends the tokens to hot, and (anvil mined that at
+    # once) the 3 TUSD above the hot wallet's ceiling to cold
+    done = api.svc.run_sweeps()
+    assert sorted(x.split(":")[0] for x in done) == ["gas", "to_cold", "to_hot"]
     api.sync(mine=2)
-    api.svc.run_sweeps()
-    assert tusd.functions.balanceOf(hot).call() == 7 * ETH
+    done = api.svc.run_sweeps()  # settles both
+    assert sorted(x.split(":", 1)[0] + ":" + x.rsplit(":", 1)[1] for x in done) == [
+        "to_cold:confirmed",
+        "to_hot:confirmed",
+    ]
+    assert tusd.functions.balanceOf(hot).call() == 4 * ETH
+    assert tusd.functions.balanceOf(cold).call() - cold_before == 3 * ETH
     assert tusd.functions.balanceOf(buyer_addr).call() == 0
+    with api.node.sessions() as s:
+        assert -balance(s, NODE_COLD, "TUSD") == 3 * ETH
     # the top-up was a move between the node's holdings, not a deposit of the buyer's
     assert api.balances("buyer").get("ETH") is None
     _reconciled(api)
