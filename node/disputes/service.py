@@ -4,6 +4,7 @@ the dispute escalation job and the webhook delivery job."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -12,7 +13,7 @@ from node.db.models import utcnow
 from node.db.session import transaction
 from node.disputes.cases import escalate_overdue
 from node.events.secrets import WebhookSecrets
-from node.events.webhooks import deliver_due
+from node.events.webhooks import deliver_due, purge_old
 
 if TYPE_CHECKING:
     from node.runtime import Node
@@ -47,5 +48,13 @@ def install(node: Node) -> None:
                           allow_private=allow_private) >= cfg.events.webhook_batch:
             pass
 
+    def retention() -> None:
+        older = utcnow() - timedelta(days=cfg.events.retention_days)
+        with transaction(node.sessions) as session:
+            deleted = purge_old(session, older_than=older)
+        if any(deleted):
+            log.info("purged %s webhook deliveries and %s trade events", *deleted)
+
     node.jobs.append(("dispute-escalation", escalate, cfg.escalation_every_s))
+    node.jobs.append(("events-retention", retention, cfg.events.retention_every_s))
     node.jobs.append(("webhook-delivery", webhooks, cfg.events.webhook_every_s))

@@ -25,6 +25,10 @@ class EventSettings(Section):
     webhook_backoff_s: float = Field(10, ge=0, le=3600)
     webhook_backoff_cap_s: float = Field(3600, ge=0, le=86_400)
     webhook_max_per_user: int = Field(10, ge=1, le=100)
+    # Events and finished webhook deliveries older than this are deleted
+    # (an SSE client away longer resumes from the oldest event kept).
+    retention_days: int = Field(30, ge=1, le=3650)
+    retention_every_s: float = Field(3600, gt=0, le=86_400)
     # Webhook URLs on loopback / private / link-local addresses are refused
     # (SSRF) unless this is on; None: allowed in dev mode only.
     webhook_allow_private: bool | None = None

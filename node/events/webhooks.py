@@ -243,3 +243,27 @@ def record_attempt(
             delivery.attempts, base_s=cfg.webhook_backoff_s, cap_s=cfg.webhook_backoff_cap_s
         )
         delivery.next_attempt_at = now + timedelta(seconds=wait)
+
+
+# --- retention -------------------------------------------------------------------
+
+
+def purge_old(session: Session, *, older_than: datetime) -> tuple[int, int]:
+    """Delete finished deliveries and events older than ``older_than`` (an
+    event is kept while a delivery of it is still pending). Returns
+    (deliveries, events) deleted."""
+    gone = session.scalars(
+        delete(WebhookDelivery)
+        .where(
+            WebhookDelivery.status.in_(("delivered", "failed")),
+            WebhookDelivery.updated_at < older_than,
+        )
+        .returning(WebhookDelivery.id)
+    ).all()
+    pending = select(WebhookDelivery.event_id).where(WebhookDelivery.event_id == TradeEvent.id)
+    events = session.scalars(
+        delete(TradeEvent)
+        .where(TradeEvent.created_at < older_than, ~pending.exists())
+        .returning(TradeEvent.id)
+    ).all()
+    return len(gone), len(events)

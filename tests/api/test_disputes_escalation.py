@@ -34,7 +34,8 @@ def _state(api: Api, d: int) -> tuple[str, int | None, int]:
 
 def test_deadlines_escalate_once_each(api: Api, people: People) -> None:
     cfg = api.node.settings.disputes
-    assert {"dispute-escalation", "webhook-delivery"} <= {j[0] for j in api.node.jobs}
+    assert {"dispute-escalation", "webhook-delivery", "events-retention"} <= {
+        j[0] for j in api.node.jobs}
     t, d = opened_dispute(api)
     arb1 = user_id(api, "arbitrator")
     with transaction(api.node.sessions) as s:

@@ -14,11 +14,11 @@ import httpx
 from sqlalchemy import select
 
 from node.db.models import utcnow
-from node.db.models_disputes_ext import WebhookDelivery, WebhookSubscription
+from node.db.models_disputes_ext import TradeEvent, WebhookDelivery, WebhookSubscription
 from node.db.session import transaction
 from node.events import signing
 from node.events.secrets import WebhookSecrets
-from node.events.webhooks import deliver_due
+from node.events.webhooks import deliver_due, purge_old
 from tests.api.conftest import Api
 from tests.api.disputes_fixtures import *  # noqa: F403
 from tests.api.disputes_fixtures import Receiver, matched_trade
@@ -129,3 +129,15 @@ def test_a_dead_endpoint_fails_after_the_last_attempt(api: Api, receiver: Receiv
     (d,) = _deliveries(api)
     assert d.status == "failed" and d.attempts == 3 and d.last_error == "HTTP 500"
     assert len(receiver.requests) == 2
+
+    # retention: nothing is young enough to go; later the finished delivery
+    # and its event go, while an event with a pending delivery stays
+    with transaction(api.node.sessions) as s:
+        assert purge_old(s, older_than=utcnow() - timedelta(days=1)) == (0, 0)
+    matched_trade(api)  # one more event, pending for the seller's webhook
+    with transaction(api.node.sessions) as s:
+        deliveries, events = purge_old(s, older_than=utcnow() + timedelta(days=1))
+        assert deliveries == 1 and events >= 1
+        left = s.scalars(select(TradeEvent.kind)).all()
+    assert left == ["trade.opened"]
+    assert [x.status for x in _deliveries(api)] == ["pending"]
