@@ -158,6 +158,7 @@ class Engine:
         self._tick, self._step = pair.tick_size, pair.step_size
         self._min_qty, self._max_qty = pair.min_quantity, pair.max_quantity
         self._min_price, self._max_price = pair.min_price, pair.max_price
+        self._base, self._quote = pair.base_asset, pair.quote_asset
         self._handlers: dict[type, Any] = {
             PlaceOrder: self._place, CancelOrder: self._cancel, AmendOrder: self._amend,
             SetFunds: self._set_funds, Deposit: self._deposit, Tick: _no_op,
@@ -483,13 +484,12 @@ class Engine:
             return
         ledger = self.ledger
         if ledger is not None:
-            hold = self._initial_hold(o)
+            hold = o.qty if not o.buy else self._initial_hold(o)  # a sell holds its quantity
             if hold:
-                asset = self.pair.quote_asset if o.buy else self.pair.base_asset
-                if hold > ledger.available(o.user, asset):
+                asset = self._quote if o.buy else self._base
+                if not ledger.try_hold(o.user, asset, hold, f"hold:{oid}"):
                     events.append(OrderRejected(oid, "insufficient_funds"))
                     return
-                ledger.hold(o.user, asset, hold, f"hold:{oid}")
                 o.hold = hold
             elif otype is _MARKET:  # a market buy with no quote at all
                 events.append(OrderRejected(oid, "insufficient_funds"))
@@ -955,7 +955,7 @@ class Engine:
     def _release(self, o: _Order) -> None:
         assert self.ledger is not None
         if not self._folding:  # folding: the ledger has its own journal
-            asset = self.pair.quote_asset if o.buy else self.pair.base_asset
+            asset = self._quote if o.buy else self._base
             self.ledger.release(o.user, asset, o.hold, f"release:{o.oid}")
         o.hold = 0
 

@@ -60,6 +60,17 @@ class Ledger:
     def __init__(self) -> None:
         self._balances: dict[Account, int] = {}
         self.entries: list[Entry] = []
+        # (user, asset) -> (available, held) accounts, built once: the hot path
+        # looks them up instead of constructing them for every order
+        self._user_accounts: dict[tuple[int, str], tuple[Account, Account]] = {}
+
+    def _accounts(self, user_id: int, asset: str) -> tuple[Account, Account]:
+        pair = self._user_accounts.get((user_id, asset))
+        if pair is None:
+            pair = (_new(Account, (user_id, asset, AVAILABLE)),
+                    _new(Account, (user_id, asset, HELD)))
+            self._user_accounts[(user_id, asset)] = pair
+        return pair
 
     # -- reading --------------------------------------------------------------
 
@@ -67,10 +78,12 @@ class Ledger:
         return self._balances.get(account, 0)
 
     def available(self, user_id: int, asset: str) -> int:
-        return self._balances.get(_new(Account, (user_id, asset, AVAILABLE)), 0)
+        pair = self._user_accounts.get((user_id, asset)) or self._accounts(user_id, asset)
+        return self._balances.get(pair[0], 0)
 
     def held(self, user_id: int, asset: str) -> int:
-        return self._balances.get(_new(Account, (user_id, asset, HELD)), 0)
+        pair = self._user_accounts.get((user_id, asset)) or self._accounts(user_id, asset)
+        return self._balances.get(pair[1], 0)
 
     def fees(self, asset: str) -> int:
         return self._balances.get(_fee_account(asset), 0)
@@ -135,13 +148,32 @@ class Ledger:
 
     def hold(self, user_id: int, asset: str, amount: int, ref: str) -> Entry:
         """Move ``amount`` from available to held; ``InsufficientFundsError`` if short."""
-        return self._move(_new(Account, (user_id, asset, AVAILABLE)),
-                          _new(Account, (user_id, asset, HELD)), amount, ref)
+        available, held = self._accounts(user_id, asset)
+        return self._move(available, held, amount, ref)
+
+    def try_hold(self, user_id: int, asset: str, amount: int, ref: str) -> bool:
+        """``hold`` if the user has ``amount`` available; False (and nothing
+        changes) if not. The engine's hot path: one lookup, no exception."""
+        if amount <= 0:
+            self._positive(amount, ref)
+        source, target = (
+            self._user_accounts.get((user_id, asset)) or self._accounts(user_id, asset)
+        )
+        balances = self._balances
+        left = balances.get(source, 0) - amount
+        if left < 0:
+            return False
+        balances[source] = left
+        balances[target] = balances.get(target, 0) + amount
+        entries = self.entries
+        entries.append(_new(Entry, (len(entries) + 1, ref, (
+            _new(Posting, (source, -amount)), _new(Posting, (target, amount))))))
+        return True
 
     def release(self, user_id: int, asset: str, amount: int, ref: str) -> Entry:
         """Move ``amount`` from held back to available."""
-        return self._move(_new(Account, (user_id, asset, HELD)),
-                          _new(Account, (user_id, asset, AVAILABLE)), amount, ref)
+        available, held = self._accounts(user_id, asset)
+        return self._move(held, available, amount, ref)
 
     def _move(self, source: Account, target: Account, amount: int, ref: str) -> Entry:
         """A two-posting entry within one asset (balanced by construction: the
@@ -182,12 +214,12 @@ class Ledger:
         if not (0 <= buyer_fee <= quantity and 0 <= seller_fee <= quote_amount):
             raise LedgerError(f"entry {ref!r}: a fee exceeds what it is charged on")
         new = _new
+        accounts = self._accounts
         postings = [
-            new(Posting, (new(Account, (buyer, quote_asset, HELD)), -quote_amount)),
-            new(Posting, (new(Account, (seller, quote_asset, AVAILABLE)),
-                          quote_amount - seller_fee)),
-            new(Posting, (new(Account, (seller, base_asset, HELD)), -quantity)),
-            new(Posting, (new(Account, (buyer, base_asset, AVAILABLE)), quantity - buyer_fee)),
+            new(Posting, (accounts(buyer, quote_asset)[1], -quote_amount)),
+            new(Posting, (accounts(seller, quote_asset)[0], quote_amount - seller_fee)),
+            new(Posting, (accounts(seller, base_asset)[1], -quantity)),
+            new(Posting, (accounts(buyer, base_asset)[0], quantity - buyer_fee)),
         ]
         if seller_fee:
             postings.append(new(Posting, (new(Account, (FEES, quote_asset, FEES)), seller_fee)))
