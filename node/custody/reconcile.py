@@ -166,7 +166,21 @@ def _sol_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
     totals = dict.fromkeys(assets, 0)
     for (_account, asset), amount in observed.items():
         totals[asset] += amount
-    return [ReconLine("sol", a, _held(session, a), totals[a], slot) for a in assets]
+    lines = [ReconLine("sol", a, _held(session, a), totals[a], slot) for a in assets]
+    cold = svc.settings.custody.cold_address.get(w.native)
+    if cold:
+        _s, on_cold = w.read([Watched(cold, w.native, 0, None)])
+        lines.append(
+            ReconLine(
+                "sol",
+                w.native,
+                -balance(session, NODE_COLD, w.native),
+                on_cold[(cold, w.native)],
+                slot,
+                scope="cold",
+            )
+        )
+    return lines
 
 
 def ledger_soundness(session: Session) -> list[dict[str, str]]:

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.custody.ledger import (
+    NODE_COLD,
     NODE_DEPOSIT,
     NODE_HOT,
     NODE_NETWORK_FEES,
@@ -218,18 +219,76 @@ def settle_sweeps(s: Session, client: Any, slot: int) -> dict[str, int]:
         if str(st.confirmation_status).lower().rsplit(".", 1)[-1] != "finalized" or st.slot > slot:
             continue
         ok = st.err is None
-        legs = [
-            Leg(NODE_DEPOSIT, ASSET, sw.network_fee),
-            Leg(NODE_NETWORK_FEES, ASSET, -sw.network_fee),
-        ]
+        src, dst = (NODE_DEPOSIT, NODE_HOT) if sw.kind == "to_hot" else (NODE_HOT, NODE_COLD)
+        legs = [Leg(src, ASSET, sw.network_fee), Leg(NODE_NETWORK_FEES, ASSET, -sw.network_fee)]
         if ok:
-            legs += [Leg(NODE_DEPOSIT, ASSET, sw.amount), Leg(NODE_HOT, ASSET, -sw.amount)]
-        post_entry(s, ref=f"sweep:{sw.id}:settle", kind="sweep_to_hot", legs=legs)
+            legs += [Leg(src, ASSET, sw.amount), Leg(dst, ASSET, -sw.amount)]
+        post_entry(s, ref=f"sweep:{sw.id}:settle", kind=f"sweep_{sw.kind}", legs=legs)
         sw.status = "confirmed" if ok else "failed"
         out[sw.from_address] = (
             out.get(sw.from_address, 0) + sw.network_fee + (sw.amount if ok else 0)
         )
     return out
+
+
+def sweep_to_cold(svc: CustodyService) -> list[str]:
+    """The hot wallet's SOL above ``custody.hot_ceiling["SOL"]`` (read at the
+    commitment) -> ``custody.cold_address["SOL"]``; settled like the other
+    sweeps by the deposit watcher's step."""
+    ceiling = svc.settings.custody.hot_ceiling.get(ASSET)
+    cold = svc.settings.custody.cold_address.get(ASSET)
+    if ceiling is None or not cold:
+        return []
+    hot = svc.keys.sol_hot()
+    with svc.hot_lock:
+        with svc.sessions() as s:
+            if s.scalar(
+                select(CustodySweep.id)
+                .where(
+                    CustodySweep.chain == "sol",
+                    CustodySweep.from_address == hot.address,
+                    CustodySweep.status == "broadcast",
+                )
+                .limit(1)
+            ):
+                return []
+            if s.scalar(
+                select(CustodyWithdrawal.id)
+                .where(CustodyWithdrawal.chain == "sol", CustodyWithdrawal.status == "broadcast")
+                .limit(1)
+            ):
+                return []
+        excess = _balances(svc, [hot.address])[hot.address] - ceiling
+        if excess <= 0:
+            return []
+        raw, sig, fee, amount = _transfer(
+            svc, hot.path, hot.address, cold, excess, pay_fee_from_amount=False
+        )
+        if ceiling - fee < svc.sol_watcher.client.rent_exemption(0):
+            return []  # the hot wallet would keep less than rent
+        with transaction(svc.sessions) as s:
+            s.add(
+                CustodySweep(
+                    kind="to_cold",
+                    chain="sol",
+                    asset=ASSET,
+                    from_address=hot.address,
+                    to_address=cold,
+                    amount=amount,
+                    network_fee=fee,
+                    status="broadcast",
+                    txid=sig,
+                    raw_tx=raw.hex(),
+                )
+            )
+        refused = _send(svc, raw)
+    if refused:
+        with transaction(svc.sessions) as s:
+            sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
+            if sw is not None:
+                sw.status = "failed"
+        log.warning("sol sweep to cold refused: %s", refused)
+    return [f"to_cold:{sig}"]
 
 
 # --- withdrawals ----------------------------------------------------------------

@@ -244,7 +244,9 @@ def sweep_pass(svc: CustodyService) -> list[str]:
     if svc.sol_watcher is not None:
         from node.custody import sol_moves
 
-        parts.append(("sol", lambda: sol_moves.sweep_deposits(svc)))
+        parts.append(
+            ("sol", lambda: [*sol_moves.sweep_deposits(svc), *sol_moves.sweep_to_cold(svc)])
+        )
     done: list[str] = []
     for chain, part in parts:
         try:

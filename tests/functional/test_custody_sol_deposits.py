@@ -23,7 +23,7 @@ from spl.token.models import MintToParams
 
 from node.accounts.totp import enable_totp, setup_totp
 from node.config import load_settings
-from node.custody.ledger import NODE_HOT, balance, check_balances
+from node.custody.ledger import NODE_COLD, NODE_HOT, balance, check_balances
 from node.custody.reconcile import reconcile
 from node.db.session import transaction
 from node.runtime import build_node
@@ -47,6 +47,7 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             return await create_mint(c, payer, 6)
 
     mint = asyncio.run(make_mint())
+    cold = str(Keypair().pubkey())  # an address only: the node has no key for it
     chain.warp_slots(2)
     settings = load_settings(
         mode="production",
@@ -62,7 +63,12 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             "fee_payer_key": str(Keypair()),
             "tokens": [{"symbol": "TUSDC", "name": "Test USDC", "mint": str(mint), "decimals": 6}],
         },
-        custody={"seed_file": str(seed_file), "new_address_delay_s": 0},
+        custody={
+            "seed_file": str(seed_file),
+            "new_address_delay_s": 0,
+            "hot_ceiling": {"SOL": LAMPORTS_PER_SOL // 2},
+            "cold_address": {"SOL": cold},
+        },
     )
     cn = CustodyNode(build_node(settings))
     client = TestClient(cn.node.app(), raise_server_exceptions=False)
@@ -110,7 +116,7 @@ def test_sol_and_spl_deposits_credited_when_finalized(
         assert body == {"SOL": str(LAMPORTS_PER_SOL), "TUSDC": "5000000"}
         assert cn.sync_changes() == []  # nothing new
         with cn.node.sessions() as s:
-            lines = {line.asset: line for line in reconcile(cn.svc, s)}
+            lines = {x.asset: x for x in reconcile(cn.svc, s) if x.scope != "cold"}
             assert check_balances(s) == []
         assert lines["SOL"].ok and lines["SOL"].ledger == LAMPORTS_PER_SOL
         assert lines["TUSDC"].ok and lines["TUSDC"].on_chain == 5_000_000
@@ -125,6 +131,20 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             assert LAMPORTS_PER_SOL - 10_000 <= hot_held < LAMPORTS_PER_SOL
             assert all(line.ok for line in reconcile(cn.svc, s))
             assert check_balances(s) == []
+
+        # the hot wallet's SOL above its ceiling (0.5 SOL) goes to cold
+        assert [x.split(":")[0] for x in cn.svc.run_sweeps()] == ["to_cold"]
+        chain.warp_slots(2)
+        assert cn.sync_changes() == []
+
+        async def balance_of(key: str) -> int:
+            async with AsyncClient(chain.url) as c:
+                return int((await c.get_balance(Pubkey.from_string(key))).value)
+
+        with cn.node.sessions() as s:
+            assert -balance(s, NODE_COLD, "SOL") == asyncio.run(balance_of(cold))
+            assert asyncio.run(balance_of(cold)) == hot_held - LAMPORTS_PER_SOL // 2
+            assert all(line.ok for line in reconcile(cn.svc, s))
 
         # a SOL withdrawal from the hot wallet
         with transaction(cn.node.sessions) as s:
@@ -153,11 +173,7 @@ def test_sol_and_spl_deposits_credited_when_finalized(
         chain.warp_slots(2)
         assert cn.svc.run_withdrawals() == {wid: "confirmed"}
 
-        async def payee_balance() -> int:
-            async with AsyncClient(chain.url) as c:
-                return int((await c.get_balance(Pubkey.from_string(payee))).value)
-
-        assert asyncio.run(payee_balance()) == 3 * LAMPORTS_PER_SOL // 10
+        assert asyncio.run(balance_of(payee)) == 3 * LAMPORTS_PER_SOL // 10
         body = {
             b["asset"]: (b["available"], b["held"])
             for b in client.get(f"{P}/balances", headers=auth).json()
