@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from prometheus_client import Counter
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,12 @@ from node.events.outbox import emit_trade_event
 log = logging.getLogger("escrowd.disputes")
 
 ARBITRATOR_ROLES = ("arbitrator", "admin")
+
+DEADLINE_STEPS = Counter(
+    "escrowd_dispute_deadline_steps_total",
+    "Dispute deadlines acted on: response_missed, reassign, flag_admins",
+    ["step"],
+)
 
 
 def windows(cfg: DisputeSettings) -> Windows:
@@ -294,4 +301,5 @@ def _escalate_once(
         data["flagged_to_admins"] = step.kind is StepKind.FLAG_ADMINS
         log.warning("dispute %s escalated: %s", dispute.id, step.reason)
     emit_trade_event(session, trade, kind, data, now=now)
+    DEADLINE_STEPS.labels(step.kind.value).inc()
     return step.kind.value

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from prometheus_client import Counter
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +35,13 @@ from node.events.outbox import event_body
 from node.events.secrets import WebhookSecrets
 
 log = logging.getLogger("escrowd.webhooks")
+
+DELIVERY_ATTEMPTS = Counter(
+    "escrowd_webhook_delivery_attempts_total",
+    "Webhook delivery attempts by outcome: delivered, retry (will be tried again), failed "
+    "(last attempt)",
+    ["outcome"],
+)
 
 
 # --- subscriptions ---------------------------------------------------------
@@ -234,11 +242,14 @@ def record_attempt(
     if out.ok:
         delivery.status = "delivered"
         delivery.delivered_at = now
+        DELIVERY_ATTEMPTS.labels("delivered").inc()
     elif delivery.attempts >= cfg.webhook_max_attempts:
         delivery.status = "failed"
+        DELIVERY_ATTEMPTS.labels("failed").inc()
         log.warning("webhook delivery %s failed after %s attempts: %s",
                     delivery.id, delivery.attempts, out.error)
     else:
+        DELIVERY_ATTEMPTS.labels("retry").inc()
         wait = signing.backoff_s(
             delivery.attempts, base_s=cfg.webhook_backoff_s, cap_s=cfg.webhook_backoff_cap_s
         )

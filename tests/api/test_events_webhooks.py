@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta
 
 import httpx
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from node.db.models import utcnow
@@ -57,6 +58,11 @@ def test_signed_delivery_retried_until_the_third_attempt(api: Api, receiver: Rec
         assert stored is not None and SECRET not in stored.secret
         assert box.reveal(stored.secret) == SECRET
 
+    def attempts(outcome: str) -> float:
+        return REGISTRY.get_sample_value(
+            "escrowd_webhook_delivery_attempts_total", {"outcome": outcome}) or 0.0
+
+    before = {k: attempts(k) for k in ("retry", "delivered")}
     receiver.fail_first = 2
     t = matched_trade(api)  # emits trade.opened for the buyer's webhook
     t0 = utcnow()
@@ -84,6 +90,8 @@ def test_signed_delivery_retried_until_the_third_attempt(api: Api, receiver: Rec
         assert run(t2 + timedelta(days=1)) == 0
 
     assert len(receiver.requests) == 3
+    assert attempts("retry") - before["retry"] == 2
+    assert attempts("delivered") - before["delivered"] == 1
     now = int(time.time())
     for req in receiver.requests:
         h = req["headers"]
