@@ -20,7 +20,7 @@ from tests.api.conftest import Api
 
 # Operations that never finish by design (a server-sent event stream).
 SKIP = {("GET", "/api/p2p-crypto/events/stream")}
-EXAMPLES = int(os.environ.get("ESCROWD_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
 
 
 class Out(BaseModel):
@@ -139,7 +139,8 @@ def test_stateful_fuzz_follows_the_links(auth_api: Api) -> None:
                               additional_checks: Any = None, **kwargs: Any) -> None:  # noqa: ARG002
             case.validate_response(response, checks=[no_500, response_schema_conformance])
 
-    Machine.run(settings=settings(max_examples=int(os.environ.get("ESCROWD_FUZZ_STATEFUL", "15")),
+    stateful_examples = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "10"))
+    Machine.run(settings=settings(max_examples=stateful_examples,
                                   stateful_step_count=6, deadline=None, database=None,
                                   derandomize=True, suppress_health_check=list(HealthCheck)))
     # it ran sequences (random bodies rarely create chain-valid objects, so most
