@@ -298,6 +298,14 @@ def create_withdrawal(
     return _withdrawal_out(row)
 
 
+@router.post("/withdrawals/{withdrawal_id}/cancel", response_model=WithdrawalPublic)
+def cancel_withdrawal(withdrawal_id: RowId, session: SessionDep, user: UserDep) -> WithdrawalPublic:
+    """Cancel a withdrawal the node has not signed yet; its funds are released."""
+    return _withdrawal_out(
+        wd.cancel_withdrawal(session, user_id=user.id, withdrawal_id=withdrawal_id)
+    )
+
+
 # --- admin -----------------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ Life of a withdrawal (``custody_withdrawals.status``):
   expense:network-fees -fee`` (fee = gas used x effective price, in the
   native coin).
 - ``failed``: refused by the chain (or reverted); the hold is released
-  (a reverted transaction's gas is still booked as a network fee).
+  (a reverted transaction's gas is still booked as a network fee);
+- ``cancelled``: by the user while still ``held``; the hold is released.
 
 Broadcasting is implemented for EVM chains (native coin and listed ERC-20s),
 Bitcoin (``node.custody.btc_moves``) and native SOL (``node.custody.sol_moves``);
@@ -170,7 +171,7 @@ def _recent(session: Session, asset: str, since: datetime, user_id: int | None) 
     q = select(CustodyWithdrawal.amount).where(
         CustodyWithdrawal.asset == asset,
         CustodyWithdrawal.created_at >= since,
-        CustodyWithdrawal.status != "failed",
+        CustodyWithdrawal.status.not_in(("failed", "cancelled")),
     )
     if user_id is not None:
         q = q.where(CustodyWithdrawal.user_id == user_id)
@@ -282,6 +283,26 @@ def request_withdrawal(
     session.flush()
     hold(session, user_id=user_id, asset=asset, amount=amount, ref=f"withdrawal:{row.id}:hold")
     return row, True
+
+
+def cancel_withdrawal(session: Session, *, user_id: int, withdrawal_id: int) -> CustodyWithdrawal:
+    """Cancel a withdrawal not yet signed (``held``): the hold is released.
+    Once broadcast it can no longer be cancelled (409 ``withdrawal_in_flight``)."""
+    w = session.get(CustodyWithdrawal, withdrawal_id, with_for_update=True)
+    if w is None or w.user_id != user_id:
+        raise NotFoundError("no such withdrawal", code="withdrawal_not_found")
+    if w.status == "cancelled":
+        return w
+    if w.status != "held":
+        raise EscrowStateError(
+            f"the withdrawal is {w.status}: it can no longer be cancelled",
+            code="withdrawal_in_flight",
+        )
+    w.status = "cancelled"
+    release_hold(
+        session, user_id=w.user_id, asset=w.asset, amount=w.amount, ref=f"withdrawal:{w.id}:release"
+    )
+    return w
 
 
 def count_open(session: Session) -> int:

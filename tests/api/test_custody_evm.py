@@ -185,6 +185,9 @@ def test_sweep_withdrawal_under_policy_and_reconciliation(
     api.svc.withdrawals_job()  # confirmed: the hold is settled
     w = api.get(f"{P}/withdrawals/{wid}", "seller").json()
     assert w["status"] == "confirmed" and int(w["network_fee"]) > 0 and w["txid"]
+    r = api.post(f"{P}/withdrawals/{wid}/cancel", "seller")
+    assert r.status_code == 409 and r.json()["code"] == "withdrawal_in_flight"
+    assert api.post(f"{P}/withdrawals/{wid}/cancel", "buyer").status_code == 404
     assert w3.eth.get_balance(payee) - payee_before == 3 * 10**17
     assert api.balances("seller")["ETH"] == {"available": 7 * 10**17, "held": 0, "debt": 0}
     assert api.get(f"{P}/withdrawals/{wid}", "buyer").status_code == 404
