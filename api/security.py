@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.problems import problem
+from node.accounts.audit import record_audit
 from node.accounts.client_ip import client_ip, parse_networks
 from node.accounts.keys import TotpCipher, install_cipher, load_secret
 from node.accounts.settings import AuthSettings
@@ -63,6 +64,16 @@ SIGN_IN_PATHS = frozenset({
     "/api/p2p-crypto/auth/wallet",
     "/api/p2p-crypto/auth/refresh",
 })
+# Party actions that move escrowed funds, audited when the signed instruction
+# was accepted (202): route template -> audit action. Rulings are audited by
+# the disputes slice, payment details shown by the market slice.
+AUDITED_MOVES = {
+    "/api/p2p-crypto/orders/{order_id}/release-escrow": "escrow.release",
+    "/api/p2p-crypto/orders/{order_id}/cancel-escrow": "escrow.cancel",
+    "/api/p2p-crypto/orders/{order_id}/reclaim": "escrow.reclaim",
+    "/api/btc/orders/{order_id}/payout": "escrow.payout_signed",
+    "/api/sol/orders/{order_id}/payout": "escrow.payout_signed",
+}
 MAX_KEY_LEN = 255
 MAX_BODY = 16 * 1024 * 1024
 POLL_S = 0.05
@@ -224,6 +235,8 @@ class ProtectionMiddleware:
                                 retry_after=int(retry + 0.999))
             return
 
+        if method == "POST":
+            send = self._auditing(scope, send, user_id=user_id, ip=ip)
         key = headers.get("idempotency-key")
         if method != "POST" or key is None:
             if body is not None:
@@ -295,6 +308,29 @@ class ProtectionMiddleware:
             log.exception("could not store the response of Idempotency-Key %r", key)
             await anyio.to_thread.run_sync(self.store.release, owner, key)
         await _send_stored(send, stored, replayed=False)
+
+    def _auditing(self, scope: Scope, send: Send, *, user_id: int | None, ip: str) -> Send:
+        """``send`` that writes an audit row when a fund-moving action was
+        accepted (its own transaction, after the action committed)."""
+
+        async def audited(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 202:
+                route = scope.get("route")
+                action = AUDITED_MOVES.get(getattr(route, "path", ""))
+                if action is not None:
+                    params = scope.get("path_params", {})
+                    await anyio.to_thread.run_sync(self._audit, action, user_id, ip, params)
+            await send(message)
+
+        return audited
+
+    def _audit(self, action: str, user_id: int | None, ip: str, params: dict[str, Any]) -> None:
+        try:
+            with transaction(self.sessions) as s:
+                record_audit(s, actor_id=user_id, action=action,
+                             subject=f"trade:{params.get('order_id')}", ip=ip)
+        except Exception:  # noqa: BLE001 - the action happened; say the audit failed
+            log.exception("could not audit %s of trade %s", action, params.get("order_id"))
 
     async def _principal(self, authorization: str | None) -> int | None:
         """The user a bearer token names (for per-user limits and key scopes),

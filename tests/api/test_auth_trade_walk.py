@@ -93,3 +93,19 @@ def test_three_users_three_sign_ins_one_disputed_trade(auth_api: Api) -> None:
     assert api.client.post(f"{AUTH}/logout", headers=bearer(arb["access_token"])).status_code == 204
     r = api.post(f"{P}/disputes/{d}/resolve", "arbitrator", json={"buyer_bps": 10_000})
     assert r.status_code == 401
+
+
+def test_a_release_is_audited_with_its_actor(auth_api: Api) -> None:
+    api = auth_api
+    t = funded_trade(api)
+    act(api, t, "payment", "buyer")
+    api.sync()
+    r = api.post(f"{P}/orders/{t}/release-escrow", "seller", json={})
+    assert r.status_code == 200  # only the payload to sign: nothing moved, nothing audited
+    act(api, t, "release-escrow", "seller")
+    api.sync()
+    assert status(api, t)["status"] == "completed"
+    seller_id = api.get(f"{AUTH}/me", "seller").json()["user"]["id"]
+    log = api.get(f"{P}/admin/audit-log", "admin", params={"action": "escrow."}).json()["data"]
+    assert [(e["action"], e["subject"], e["actor_id"]) for e in log] == [
+        ("escrow.release", f"trade:{t}", seller_id)]
