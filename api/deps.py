@@ -29,7 +29,11 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent. With
+# FastAPI's default (request scope) it ran after the response had gone out,
+# so a commit that failed (database killed) had already been answered 201
+# (found by tests/functional/test_crash_postgres.py).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_chains(request: Request) -> ChainRegistry:

@@ -201,7 +201,10 @@ def _serve(
             host = args.host or settings.api.host
             port = args.port or settings.api.port
             log.info("API on http://%s:%s (docs at /docs)", host, port)
-            # uvicorn stops accepting on SIGTERM and lets requests finish
+            # uvicorn stops accepting on SIGTERM and lets requests finish;
+            # then it re-raises the signal, which our handler takes, so the
+            # node below stops gracefully too
+            install_stop_signals()
             uvicorn.run(node.app(), host=host, port=port, log_level="warning", lifespan="off",
                         timeout_graceful_shutdown=int(settings.ops.shutdown_grace_s))
         else:

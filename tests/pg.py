@@ -16,9 +16,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,3 +113,72 @@ def create_database(maintenance_url: str, name: str, template: str | None = None
 def drop_database(maintenance_url: str, name: str) -> None:
     with psycopg.connect(maintenance_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster the test owns and may kill (never the
+    shared server): ``start()``, ``kill9()`` (SIGKILL to the postmaster, as
+    a crash), ``start()`` again (crash recovery from the WAL), ``stop()``.
+
+    ``durable=True`` keeps fsync and full_page_writes on, so what a commit
+    acknowledged survives even an OS crash, not only a process crash."""
+
+    def __init__(self, *, durable: bool = True) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="escrowd-pgk-"))
+        self.data = self.base / "data"
+        self.port = _free_port()
+        self.durable = durable
+        as_root = os.geteuid() == 0
+        self.prefix: list[str] = ["runuser", "-u", "postgres", "--"] if as_root else []
+        if as_root:
+            shutil.chown(self.base, "postgres", "postgres")
+            self.base.chmod(0o700)
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.prefix, *args], check=True, capture_output=True,
+                              text=True)
+
+    def start(self, timeout_s: float = 60) -> None:
+        opts = f"-p {self.port} -k {self.base} -h 127.0.0.1"
+        if not self.durable:
+            opts += " -c fsync=off -c full_page_writes=off"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+                          str(self.base / "pg.log"), "-w", "-t", "60", "start")
+                return
+            except subprocess.CalledProcessError:
+                # after a kill -9 the old backends may hold shared memory for
+                # a moment: they exit as soon as they notice the postmaster died
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().splitlines()[0])
+
+    def kill9(self) -> None:
+        os.kill(self.postmaster_pid(), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _reachable(self.url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+            capture_output=True, check=False,
+        )
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def log(self) -> str:
+        try:
+            return (self.base / "pg.log").read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""

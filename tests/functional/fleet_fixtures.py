@@ -156,6 +156,50 @@ def wait_until(cond: Any, timeout: float, what: str, step: float = 0.05) -> Any:
         time.sleep(step)
 
 
+def node_env(db_url: str, data_dir: Path, rpc_url: str, dep: Any, **extra: str) -> dict[str, str]:
+    """A production node's environment on the local anvil (no BTC/SOL)."""
+    from tests.functional.evm_fixtures import accounts
+
+    accts = accounts()
+    return {
+        "ESCROWD_MODE": "production",
+        "ESCROWD_DATA_DIR": str(data_dir),
+        "ESCROWD_DATABASE_URL": db_url,
+        "ESCROWD_LOG_LEVEL": "WARNING",
+        "ESCROWD_AUTH__JWT_SECRET": JWT_SECRET,
+        "ESCROWD_EVM__RPC_URL": rpc_url,
+        "ESCROWD_EVM__CHAIN_ID": str(dep.chain_id),
+        "ESCROWD_EVM__ESCROW_ADDRESS": dep.escrow,
+        "ESCROWD_EVM__START_BLOCK": str(dep.deploy_block),
+        "ESCROWD_EVM__CONFIRMATIONS": "1",
+        "ESCROWD_EVM__POLL_INTERVAL_MS": "50",
+        # one block per watcher step: many steps, many places to die
+        "ESCROWD_EVM__LOG_RANGE": "1",
+        "ESCROWD_EVM__AGENT_KEY": accts[AGENT].key,
+        "ESCROWD_EVM__RELAYER_KEY": accts[RELAYER].key,
+        "ESCROWD_BTC__ENABLED": "false",
+        "ESCROWD_SOL__ENABLED": "false",
+        **extra,
+    }
+
+
+def wait_http(url: str, timeout: float = 60, proc: NodeProcess | None = None) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc is not None and not proc.alive():
+            raise AssertionError(f"process died: {proc.log()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer in {timeout}s")
+        time.sleep(0.1)
+
+
 # --- the world ------------------------------------------------------------
 
 
@@ -174,30 +218,7 @@ class World:
     relayer_nonce: int = 0
 
     def env(self, db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-        from tests.functional.evm_fixtures import accounts
-
-        accts = accounts()
-        dep = self.deployment
-        return {
-            "ESCROWD_MODE": "production",
-            "ESCROWD_DATA_DIR": str(data_dir),
-            "ESCROWD_DATABASE_URL": db_url,
-            "ESCROWD_LOG_LEVEL": "WARNING",
-            "ESCROWD_AUTH__JWT_SECRET": JWT_SECRET,
-            "ESCROWD_EVM__RPC_URL": self.anvil.url,
-            "ESCROWD_EVM__CHAIN_ID": str(dep.chain_id),
-            "ESCROWD_EVM__ESCROW_ADDRESS": dep.escrow,
-            "ESCROWD_EVM__START_BLOCK": str(dep.deploy_block),
-            "ESCROWD_EVM__CONFIRMATIONS": "1",
-            "ESCROWD_EVM__POLL_INTERVAL_MS": "50",
-            # one block per watcher step: many steps, many places to die
-            "ESCROWD_EVM__LOG_RANGE": "1",
-            "ESCROWD_EVM__AGENT_KEY": accts[AGENT].key,
-            "ESCROWD_EVM__RELAYER_KEY": accts[RELAYER].key,
-            "ESCROWD_BTC__ENABLED": "false",
-            "ESCROWD_SOL__ENABLED": "false",
-            **extra,
-        }
+        return node_env(db_url, data_dir, self.anvil.url, self.deployment, **extra)
 
     def fresh_db(self) -> tuple[str, str]:
         """A copy of the world's template database: (name, url)."""
