@@ -235,6 +235,7 @@ class ProtectionMiddleware:
                                 retry_after=int(retry + 0.999))
             return
 
+        raw_send = send
         if method == "POST":
             send = self._auditing(scope, send, user_id=user_id, ip=ip)
         key = headers.get("idempotency-key")
@@ -250,10 +251,11 @@ class ProtectionMiddleware:
             return
         if body is None:
             body = await _read_body(receive)
-        await self._idempotent(scope, receive, send, body=body, key=key,
+        await self._idempotent(scope, receive, send, raw_send, body=body, key=key,
                                owner=f"user:{user_id}" if user_id is not None else f"ip:{ip}")
 
-    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, *, body: bytes,
+    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, raw_send: Send, *,
+                          body: bytes,
                           key: str, owner: str) -> None:
         digest = hashlib.sha256()
         for part in (scope["method"], scope.get("path", ""),
@@ -265,7 +267,7 @@ class ProtectionMiddleware:
         while True:
             outcome = await anyio.to_thread.run_sync(self.store.claim, owner, key, request_hash)
             if isinstance(outcome, Stored):
-                await _send_stored(send, outcome)
+                await _send_stored(raw_send, outcome)  # a replay: nothing happened again
                 return
             if outcome == Outcome.MISMATCH:
                 await _send_problem(scope, receive, send, 422, "idempotency_key_reused",

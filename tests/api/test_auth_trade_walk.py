@@ -25,7 +25,7 @@ from tests.api.auth_fixtures import (
     wallet_sign_in,
 )
 from tests.api.conftest import Api
-from tests.api.test_api_p2p_orders import act, funded_trade, status
+from tests.api.test_api_p2p_orders import act, funded_trade, sign, status
 
 P = "/api/p2p-crypto"
 
@@ -100,9 +100,14 @@ def test_a_release_is_audited_with_its_actor(auth_api: Api) -> None:
     t = funded_trade(api)
     act(api, t, "payment", "buyer")
     api.sync()
-    r = api.post(f"{P}/orders/{t}/release-escrow", "seller", json={})
+    url = f"{P}/orders/{t}/release-escrow"
+    r = api.post(url, "seller", json={})
     assert r.status_code == 200  # only the payload to sign: nothing moved, nothing audited
-    act(api, t, "release-escrow", "seller")
+    body = {"signature": sign(api, "seller", r.json()["payload"]), "expiry": r.json()["expiry"]}
+    key = api.auth("seller") | {"Idempotency-Key": f"release-{t}"}
+    first = api.client.post(url, json=body, headers=key)
+    again = api.client.post(url, json=body, headers=key)  # a replay: audited once
+    assert first.status_code == 202 and again.content == first.content
     api.sync()
     assert status(api, t)["status"] == "completed"
     seller_id = api.get(f"{AUTH}/me", "seller").json()["user"]["id"]
