@@ -52,7 +52,6 @@ NODE_HOT = "node:hot"  # coins in the hot wallet
 NODE_COLD = "node:cold"  # coins sent to the cold address (the node has no key)
 NODE_INFLIGHT = "node:inflight"  # coins of transactions broadcast, not yet confirmed
 NODE_NETWORK_FEES = "expense:network-fees"  # miner / gas fees the node paid
-HOLDING_PREFIX = "node:"
 
 MAX_ACCOUNT = 120
 MAX_ASSET = 16
@@ -78,10 +77,6 @@ def user_account(user_id: int, bucket: Bucket) -> str:
 def is_guarded(account: str) -> bool:
     """Accounts that may never go below zero: users' available and held."""
     return account.startswith("user:") and account.endswith((":available", ":held"))
-
-
-def is_holding(account: str) -> bool:
-    return account.startswith(HOLDING_PREFIX)
 
 
 # --- pure checks --------------------------------------------------------------

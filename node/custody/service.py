@@ -82,9 +82,6 @@ class CustodyService:
             }
         return out
 
-    def evm_assets(self) -> set[str]:
-        return {self.evm_native, *self.evm_tokens} if self.evm is not None else set()
-
     # -- jobs ---------------------------------------------------------------
 
     def withdrawals_job(self) -> None:

@@ -305,15 +305,6 @@ def cancel_withdrawal(session: Session, *, user_id: int, withdrawal_id: int) -> 
     return w
 
 
-def count_open(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(CustodyWithdrawal.status.in_(("held", "broadcast")))
-        )
-        or 0
-    )
-
-
 # --- the job ------------------------------------------------------------------
 
 
