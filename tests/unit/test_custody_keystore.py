@@ -45,3 +45,17 @@ def test_refuses_readable_or_bad_files(tmp_path: Path) -> None:
     write_seed_file(bad, "not a mnemonic at all")
     with pytest.raises(ConfigError, match="BIP-39"):
         load_keys(mode="production", data_dir=tmp_path, seed_file=bad)
+
+
+def test_custody_on_in_dev_and_in_production_only_with_a_seed_file(tmp_path: Path) -> None:
+    from node.config import load_settings
+    from node.custody.service import enabled
+
+    prod = {"mode": "production", "database_url": "sqlite:///x.sqlite", "evm": {"enabled": False}}
+    assert enabled(load_settings(mode="dev", data_dir=tmp_path))
+    assert not enabled(load_settings(**prod))
+    assert enabled(load_settings(**prod, custody={"seed_file": str(tmp_path / "seed")}))
+    forced = load_settings(**prod, custody={"enabled": True})
+    assert enabled(forced)
+    with pytest.raises(ConfigError, match="custody.seed_file"):
+        load_keys(mode=forced.mode, data_dir=tmp_path, seed_file=forced.custody.seed_file)
