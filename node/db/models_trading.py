@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -146,4 +147,20 @@ class TradingEngineLog(Base):
     kind: Mapped[str] = mapped_column(String(16))
     command: Mapped[dict[str, Any]] = mapped_column(JSON)
     client_ref: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TradingEngineSnapshot(Base):
+    """The engine of one pair as of log command ``seq`` (pickled by the node
+    itself, in the transaction of that command), so recovery replays only the
+    log after it. ``trade_id``: the engine's last trade id at that point."""
+
+    __tablename__ = "trading_engine_snapshots"
+
+    trading_pair_id: Mapped[int] = mapped_column(
+        ForeignKey("p2p_crypto_trading_pairs.id"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trade_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

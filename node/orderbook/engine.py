@@ -376,6 +376,11 @@ class Engine:
         return self._now
 
     @property
+    def last_trade_id(self) -> int:
+        """The id of the last fill (trade ids are 1, 2, ... per engine)."""
+        return self._trade_id
+
+    @property
     def next_expiry(self) -> int | None:
         """The earliest GTD expiry scheduled (possibly of an order already done:
         a ``Tick`` at that time then simply drops it), or None."""

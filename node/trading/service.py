@@ -29,6 +29,7 @@ posted to the custody ledger in the same transaction (``node.trading.store``).
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 import weakref
@@ -36,12 +37,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.custody.ledger import balance, user_account
-from node.db.models_trading import TradingEngineLog, TradingFill, TradingOrder, TradingPair
+from node.db.models_trading import (
+    TradingEngineLog,
+    TradingEngineSnapshot,
+    TradingFill,
+    TradingOrder,
+    TradingPair,
+)
 from node.db.session import transaction
 from node.errors import EscrowStateError, NotFoundError
 from node.orderbook import (
@@ -111,6 +118,8 @@ class PairBook:
     seq: int
     # the depth last published to the stream (None: nobody listened since)
     published: tuple[dict[int, int], dict[int, int]] | None = None
+    # the snapshot the engine was rebuilt from (0: the whole log was replayed)
+    restored_from: int = 0
 
 
 Run = Callable[[Command, "str | None"], list[Event]]
@@ -320,10 +329,11 @@ class TradingService:
 
     # ----------------------------------------------------------- recovery
 
-    def rebuild(self, pair_id: int) -> PairBook:
+    def rebuild(self, pair_id: int, *, use_snapshot: bool = True) -> PairBook:
         """Recover the pair's engine from the database (and keep it)."""
         with self._lock_for(pair_id), self.sessions() as session:
-            book = self._rebuild(session, pair_id, self._last_seq(session, pair_id))
+            last_seq = self._last_seq(session, pair_id)
+            book = self._rebuild(session, pair_id, last_seq, use_snapshot=use_snapshot)
             self._books[pair_id] = book
             return book
 
@@ -335,15 +345,44 @@ class TradingService:
             else:
                 self._books.pop(pair_id, None)
 
-    def _rebuild(self, session: Session, pair_id: int, last_seq: int) -> PairBook:
+    def _rebuild(
+        self, session: Session, pair_id: int, last_seq: int, *, use_snapshot: bool = True
+    ) -> PairBook:
         _pair, spec = load_spec(session, pair_id)
         ledger = Ledger()
         engine = Engine(spec, ledger)
+        seq = trade_id = 0
+        snap = None
+        if use_snapshot:
+            snap = session.execute(
+                select(TradingEngineSnapshot).where(
+                    TradingEngineSnapshot.trading_pair_id == pair_id,
+                    TradingEngineSnapshot.seq <= last_seq,
+                ).order_by(TradingEngineSnapshot.seq.desc()).limit(1)
+            ).scalar_one_or_none()
+        if snap is not None:
+            # the node's own pickle, from its own database (as trusted as the log)
+            engine, ledger = pickle.loads(snap.state)  # noqa: S301
+            if engine.pair != spec or engine.ledger is not ledger:
+                raise ReplayMismatchError(
+                    f"snapshot {snap.seq} of pair {pair_id} is not this pair's engine"
+                )
+            seq, trade_id = snap.seq, snap.trade_id
+            # the fills before the snapshot: exactly trade ids 1..trade_id, once each
+            count, top = session.execute(
+                select(func.count(), func.coalesce(func.max(TradingFill.trade_id), 0)).where(
+                    TradingFill.trading_pair_id == pair_id, TradingFill.trade_id <= trade_id
+                )
+            ).one()
+            if count != trade_id or top != trade_id:
+                raise ReplayMismatchError(
+                    f"pair {pair_id}: {count} fills stored up to trade {trade_id}",
+                    stored=count, produced=trade_id,
+                )
         produced: list[tuple[int, Fill]] = []
-        seq = 0
         rows = session.execute(
             select(TradingEngineLog.seq, TradingEngineLog.kind, TradingEngineLog.command)
-            .where(TradingEngineLog.trading_pair_id == pair_id)
+            .where(TradingEngineLog.trading_pair_id == pair_id, TradingEngineLog.seq > seq)
             .order_by(TradingEngineLog.seq)
         )
         for row_seq, kind, data in rows:
@@ -357,8 +396,9 @@ class TradingService:
         if seq != last_seq:
             raise ReplayMismatchError(f"pair {pair_id} says seq {last_seq}, its log ends at {seq}")
         stored = session.execute(
-            select(TradingFill).where(TradingFill.trading_pair_id == pair_id)
-            .order_by(TradingFill.trade_id)
+            select(TradingFill).where(
+                TradingFill.trading_pair_id == pair_id, TradingFill.trade_id > trade_id
+            ).order_by(TradingFill.trade_id)
         ).scalars().all()
         if len(stored) != len(produced):
             raise ReplayMismatchError(
@@ -387,7 +427,8 @@ class TradingService:
             raise ReplayMismatchError(
                 f"pair {pair_id}: open orders in the database differ from the log's",
             )
-        return PairBook(pair_id, spec, engine, ledger, seq)
+        return PairBook(pair_id, spec, engine, ledger, seq,
+                        restored_from=0 if snap is None else snap.seq)
 
     # --------------------------------------------------------- machinery
 
@@ -481,6 +522,14 @@ class TradingService:
                             update(TradingPair).where(TradingPair.id == pair_id)
                             .values(last_seq=book.seq)
                         )
+                        every = self.settings.snapshot_every
+                        if every and book.seq // every > last_seq // every:
+                            session.add(TradingEngineSnapshot(
+                                trading_pair_id=pair_id, seq=book.seq,
+                                trade_id=book.engine.last_trade_id,
+                                state=pickle.dumps((book.engine, book.ledger),
+                                                   protocol=pickle.HIGHEST_PROTOCOL),
+                            ))
             except BaseException:
                 if dirty:  # the engine ran ahead of what rolled back: rebuild it next time
                     self._books.pop(pair_id, None)

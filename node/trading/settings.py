@@ -15,5 +15,8 @@ class TradingSettings(Section):
     seed_pairs: list[tuple[str, str]] | None = None
     # A market-data stream with no local event catches up from the log this often.
     stream_poll_s: float = Field(0.5, gt=0, le=60)
+    # Recovery: a snapshot of each engine every this many log commands (0: never),
+    # so a restart replays only the log after the newest one.
+    snapshot_every: int = Field(2000, ge=0, le=10_000_000)
     # Largest number of price levels a depth request or stream snapshot returns.
     max_depth: int = Field(200, ge=1, le=10_000)

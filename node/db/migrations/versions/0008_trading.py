@@ -180,9 +180,25 @@ def upgrade() -> None:
             "trading_pair_id", "seq", name=op.f("uq_trading_engine_log_trading_pair_id_seq"),
         ),
     )
+    op.create_table(
+        "trading_engine_snapshots",
+        sa.Column("trading_pair_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("trade_id", sa.BigInteger(), nullable=False),
+        sa.Column("state", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", Utc(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["trading_pair_id"], ["p2p_crypto_trading_pairs.id"],
+            name=op.f("fk_trading_engine_snapshots_trading_pair_id_p2p_crypto_trading_pairs"),
+        ),
+        sa.PrimaryKeyConstraint(
+            "trading_pair_id", "seq", name=op.f("pk_trading_engine_snapshots")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("trading_engine_snapshots")
     op.drop_table("trading_engine_log")
     op.drop_index("ix_trading_fills_taker_user", table_name="p2p_crypto_trading_fills")
     op.drop_index("ix_trading_fills_maker_user", table_name="p2p_crypto_trading_fills")
