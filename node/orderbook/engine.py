@@ -26,12 +26,16 @@ Rules the engine applies:
 - an OCO rests its limit leg (refused if marketable) and arms its stop leg;
   the first fill of the limit leg cancels the stop leg, the trigger of the stop
   leg pulls the limit leg out of the book.
-- with a ledger, an order's funds are held at acceptance (sells: the quantity;
-  limit-priced buys: the ceiling of price x quantity, at the higher of the two
-  OCO prices); market-priced buys hold the user's whole available quote when
-  they execute and spend what it affords; every fill settles both sides and
-  their fees in one balanced entry, and what an order still holds when it is
-  done goes back to available.
+- with a ledger, an order's funds are held at acceptance, never later (sells:
+  the quantity; limit-priced buys: the ceiling of price x quantity, at the
+  higher of the two OCO prices; market-priced stop buys — stop-market,
+  trailing, an OCO's market stop leg — at the stop plus the pair's market
+  protection); a market buy holds the user's whole available quote. A buy
+  spends no more than it holds (what it cannot afford is cancelled,
+  ``insufficient_funds``); every fill settles both sides and their fees in one
+  balanced entry, and what an order still holds when it is done goes back to
+  available. ``SetFunds`` tells the engine a user's available balance as the
+  custody ledger has it, on the command stream, so replay decides the same.
 """
 
 from __future__ import annotations
