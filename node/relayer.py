@@ -310,9 +310,25 @@ class EvmRelayer:
                 select(RelayJob).where(RelayJob.chain == self.chain).order_by(RelayJob.id)
             ).scalars()
 
+    def _waits_for_earlier(self, s: Session, job: RelayJob) -> bool:
+        """Whether an earlier instruction for the same escrow is not mined
+        yet: instructions for one escrow are signed one after the other, each
+        simulated on the state the previous one left, so of a release racing
+        a dispute only the first is sent and the second is refused before any
+        transaction is made (instead of reverting on chain, gas paid)."""
+        ahead = s.scalar(
+            select(func.count()).select_from(RelayJob).where(
+                RelayJob.chain == self.chain, RelayJob.escrow_key == job.escrow_key,
+                RelayJob.id < job.id, RelayJob.status.in_((QUEUED, SIGNED, SENT)),
+            )
+        )
+        return bool(ahead)
+
     def _advance(self, s: Session, job: RelayJob) -> None:
         try:
             if job.status == QUEUED:
+                if self._waits_for_earlier(s, job):
+                    return
                 self._sign_new(s, job)
             elif job.status == SIGNED:
                 self._broadcast(job)

@@ -216,6 +216,7 @@ class World:
     deposits: list[int] = field(default_factory=list)  # trade ids funded, not credited
     escrow_keys: dict[int, str] = field(default_factory=dict)
     relayer_nonce: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)  # API tokens of seller, buyer
 
     def env(self, db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         return node_env(db_url, data_dir, self.anvil.url, self.deployment, **extra)
@@ -300,6 +301,7 @@ def build_world(tmp: Path, server_url: str, pg_template: str, *, released: int,
             with transaction(node.sessions) as s:
                 for name in ("seller", "buyer"):
                     _u, tokens[name] = create_user(s, username=name, role="trader")
+            world.tokens = tokens
             client = TestClient(node.app(), raise_server_exceptions=True)
 
             def call(who: str, path: str, body: dict[str, Any], ok: tuple[int, ...]) -> Any:
