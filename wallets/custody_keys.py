@@ -151,12 +151,16 @@ class CustodyKeys:
         path = self.sol_path(index)
         return DerivedAddress("sol", str(self._sol_keypair(path).pubkey()), path, index)
 
-    def sol_sign(self, path: str, message: Any) -> bytes:
-        """A transaction of ``message`` (a solders Message whose only signer is
-        the key at ``path``), signed; its wire bytes."""
+    def sol_sign(self, path: str | Sequence[str], message: Any) -> bytes:
+        """A transaction of ``message`` (a solders Message) signed by the keys
+        at ``path`` (one path, or one per required signer, in any order); its
+        wire bytes."""
         from solders.transaction import VersionedTransaction
 
-        return bytes(VersionedTransaction(message, [self._sol_keypair(path)]))
+        paths = [path] if isinstance(path, str) else list(path)
+        by_key = {kp.pubkey(): kp for kp in (self._sol_keypair(p) for p in paths)}
+        signers = message.account_keys[: message.header.num_required_signatures]
+        return bytes(VersionedTransaction(message, [by_key[k] for k in signers]))
 
     def sol_hot(self) -> DerivedAddress:
         path = self.sol_path(0)

@@ -157,10 +157,16 @@ def reconcile(svc: CustodyService, session: Session) -> list[ReconLine]:
 
 def _sol_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
     from node.custody.sol_watch import Watched
+    from wallets.custody_keys import sol_token_account
 
     w = svc.sol_watcher
     hot = svc.keys.sol_hot().address
     items = [*w.watched(session), Watched(hot, w.native, 0, None)]
+    items += [
+        Watched(a, sym, 0, mint)
+        for sym, mint in sorted(w.tokens.items())
+        for a in [sol_token_account(hot, mint)]
+    ]
     slot, observed = w.read(items)
     assets = [w.native, *sorted(w.tokens)]
     totals = dict.fromkeys(assets, 0)

@@ -69,8 +69,8 @@ class CustodyService:
         return set(self.chains)
 
     def unsupported_withdrawal_assets(self) -> set[str]:
-        """SPL tokens: not swept to the hot wallet, so not withdrawable yet."""
-        return set(self.sol_watcher.tokens) if self.sol_watcher is not None else set()
+        """Assets listed on an enabled chain that cannot be withdrawn (none)."""
+        return set()
 
     def hot_addresses(self) -> set[str]:
         """The node's hot wallets (lowercase), which no withdrawal may pay."""

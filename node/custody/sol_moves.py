@@ -1,6 +1,6 @@
-"""Solana custody moves (native SOL): deposit wallets swept into the hot
-wallet, withdrawals paid from the hot wallet. SPL tokens stay on the deposit
-token accounts (not swept, not withdrawable yet: a documented gap).
+"""Solana custody moves: deposit wallets swept into the hot wallet (SOL here,
+SPL tokens in ``node.custody.sol_tokens``), the hot wallet's SOL excess to
+cold, withdrawals (SOL and SPL) paid from the hot wallet.
 
 A transfer is a system-program transfer signed by the sending wallet (its own
 fee payer), stored before it is sent. Its fee is read from the chain
@@ -46,6 +46,7 @@ from node.db.models_custody import (
 )
 from node.db.session import transaction
 from node.errors import ChainError
+from wallets.custody_keys import sol_token_account
 
 if TYPE_CHECKING:
     from node.custody.service import CustodyService
@@ -196,10 +197,23 @@ def sweep_deposits(svc: CustodyService) -> list[str]:
     return done
 
 
-def settle_sweeps(s: Session, client: Any, slot: int) -> dict[str, int]:
-    """Inside the deposit watcher's step: book the SOL sweeps finalized at a
-    slot <= ``slot`` (the slot its balances were read at); returns what left
-    each deposit wallet (amount + fee)."""
+def paid_by_fee_payer(client: Any, sig: str, sol_moved: int) -> int | None:
+    """What the transaction cost its fee payer beyond ``sol_moved`` (the SOL
+    it transferred itself, if any): the fee and any rent, as the chain
+    recorded them (``getTransaction``: pre/post balances of account 0)."""
+    from solana.rpc.commitment import Commitment
+
+    tx = client.transaction(sig, Commitment("confirmed"))
+    if tx is None or tx.transaction.meta is None:
+        return None
+    meta = tx.transaction.meta
+    return int(meta.pre_balances[0]) - int(meta.post_balances[0]) - sol_moved
+
+
+def settle_sweeps(s: Session, client: Any, slot: int) -> dict[tuple[str, str], int]:
+    """Inside the deposit watcher's step: book the sweeps (SOL and SPL)
+    finalized at a slot <= ``slot`` (the slot its balances were read at);
+    returns what left each deposit account, per (account, asset)."""
     rows = list(
         s.scalars(
             select(CustodySweep)
@@ -210,7 +224,7 @@ def settle_sweeps(s: Session, client: Any, slot: int) -> dict[str, int]:
     if not rows:
         return {}
     statuses = client.statuses([r.txid for r in rows])
-    out: dict[str, int] = {}
+    out: dict[tuple[str, str], int] = {}
     for sw, st in zip(rows, statuses, strict=True):
         if st is None:
             if sw.created_at < utcnow() - timedelta(seconds=EXPIRE_S):
@@ -219,15 +233,23 @@ def settle_sweeps(s: Session, client: Any, slot: int) -> dict[str, int]:
         if str(st.confirmation_status).lower().rsplit(".", 1)[-1] != "finalized" or st.slot > slot:
             continue
         ok = st.err is None
+        moved_sol = sw.amount if ok and sw.asset == ASSET else 0
+        paid = paid_by_fee_payer(client, sw.txid, moved_sol)
+        if paid is not None:
+            sw.network_fee = paid  # the chain's figure, not the estimate
         src, dst = (NODE_DEPOSIT, NODE_HOT) if sw.kind == "to_hot" else (NODE_HOT, NODE_COLD)
-        legs = [Leg(src, ASSET, sw.network_fee), Leg(NODE_NETWORK_FEES, ASSET, -sw.network_fee)]
+        # SOL sweeps pay their fee from the moved coins; token sweeps from the hot wallet
+        payer = src if sw.asset == ASSET else NODE_HOT
+        legs = [Leg(payer, ASSET, sw.network_fee), Leg(NODE_NETWORK_FEES, ASSET, -sw.network_fee)]
         if ok:
-            legs += [Leg(src, ASSET, sw.amount), Leg(dst, ASSET, -sw.amount)]
-        post_entry(s, ref=f"sweep:{sw.id}:settle", kind=f"sweep_{sw.kind}", legs=legs)
+            legs += [Leg(src, sw.asset, sw.amount), Leg(dst, sw.asset, -sw.amount)]
+        legs = [leg for leg in legs if leg.amount]
+        if legs:
+            post_entry(s, ref=f"sweep:{sw.id}:settle", kind=f"sweep_{sw.kind}", legs=legs)
         sw.status = "confirmed" if ok else "failed"
-        out[sw.from_address] = (
-            out.get(sw.from_address, 0) + sw.network_fee + (sw.amount if ok else 0)
-        )
+        left = (sw.amount if ok else 0) + (sw.network_fee if sw.asset == ASSET else 0)
+        key = (sw.from_address, sw.asset)
+        out[key] = out.get(key, 0) + left
     return out
 
 
@@ -297,7 +319,6 @@ def sweep_to_cold(svc: CustodyService) -> list[str]:
 def send_withdrawals(svc: CustodyService) -> dict[int, str]:
     from node.custody.withdrawals import _fail
 
-    hot = svc.keys.sol_hot()
     out: dict[int, str] = {}
     with svc.sessions() as s:
         ids = list(
@@ -314,21 +335,12 @@ def send_withdrawals(svc: CustodyService) -> dict[int, str]:
                 w = s.get(CustodyWithdrawal, wid, with_for_update=True)
                 if w is None or w.status != "held":
                     continue
-                raw, sig, fee, amount = _transfer(
-                    svc, hot.path, hot.address, w.address, w.amount, pay_fee_from_amount=False
-                )
-                from solana.rpc.commitment import Commitment
-                from solders.pubkey import Pubkey
-
-                _slot, [st] = svc.sol_watcher.client.accounts(
-                    [Pubkey.from_string(hot.address)], Commitment("confirmed")
-                )
-                have = 0 if st is None else int(st.lamports)
-                left = have - amount - fee
-                if left < 0 or 0 < left < rent:
+                made = _withdrawal_tx(svc, s, w, rent)
+                if made is None:
                     out[wid] = "waiting"  # for a sweep into the hot wallet
                     continue
-                w.raw_tx, w.txid, w.network_fee, w.status = raw.hex(), sig, fee, "broadcast"
+                raw, sig, cost = made
+                w.raw_tx, w.txid, w.network_fee, w.status = raw.hex(), sig, cost, "broadcast"
             refused = _send(svc, raw)
         if refused:
             with transaction(svc.sessions) as s:
@@ -339,6 +351,45 @@ def send_withdrawals(svc: CustodyService) -> dict[int, str]:
         else:
             out[wid] = "broadcast"
     return out
+
+
+def _withdrawal_tx(
+    svc: CustodyService, s: Session, w: CustodyWithdrawal, rent: int
+) -> tuple[bytes, str, int] | None:
+    """The signed payment of ``w`` from the hot wallet, or None when the hot
+    wallet cannot pay it yet (and keep its rent)."""
+    from node.custody.sol_tokens import _hot_lamports, token_transfer
+
+    hot = svc.keys.sol_hot()
+    lamports = _hot_lamports(svc)
+    if w.asset == ASSET:
+        raw, sig, fee, amount = _transfer(
+            svc, hot.path, hot.address, w.address, w.amount, pay_fee_from_amount=False
+        )
+        left = lamports - amount - fee
+        if left < 0 or 0 < left < rent:
+            return None
+        return raw, sig, fee
+    from node.custody.addresses import currency
+    from node.custody.sol_watch import Watched
+
+    mint = svc.sol_watcher.tokens[w.asset]
+    hot_ata = sol_token_account(hot.address, mint)
+    _slot, have = svc.sol_watcher.read([Watched(hot_ata, w.asset, 0, mint)])
+    if have[(hot_ata, w.asset)] < w.amount:
+        return None
+    raw, sig, cost = token_transfer(
+        svc,
+        owner_path=hot.path,
+        owner=hot.address,
+        mint=mint,
+        decimals=currency(s, w.asset).decimals,
+        dest_owner=w.address,
+        amount=w.amount,
+    )
+    if lamports - cost < rent:
+        return None
+    return raw, sig, cost
 
 
 def settle_withdrawals(svc: CustodyService) -> dict[int, str]:
@@ -369,10 +420,19 @@ def settle_withdrawals(svc: CustodyService) -> dict[int, str]:
             order = ["processed", "confirmed", "finalized"]
             if order.index(level) < order.index(want):
                 continue
+            ok = st.err is None
+            paid = paid_by_fee_payer(
+                svc.sol_watcher.client, str(w.txid), w.amount if ok and w.asset == ASSET else 0
+            )
+            if paid is not None:
+                w.network_fee = paid  # the chain's figure, not the estimate
             fee = int(w.network_fee or 0)
-            fee_legs = [Leg(NODE_HOT, ASSET, fee), Leg(NODE_NETWORK_FEES, ASSET, -fee)]
+            fee_legs = (
+                [Leg(NODE_HOT, ASSET, fee), Leg(NODE_NETWORK_FEES, ASSET, -fee)] if fee else []
+            )
             if st.err is not None:
-                post_entry(s, ref=f"withdrawal:{w.id}:fee", kind="network_fee", legs=fee_legs)
+                if fee_legs:
+                    post_entry(s, ref=f"withdrawal:{w.id}:fee", kind="network_fee", legs=fee_legs)
                 _fail(s, w, f"failed on chain: {st.err}")
                 out[wid] = "failed"
                 continue
@@ -381,8 +441,8 @@ def settle_withdrawals(svc: CustodyService) -> dict[int, str]:
                 ref=f"withdrawal:{w.id}:settle",
                 kind="withdrawal",
                 legs=[
-                    Leg(user_account(w.user_id, "held"), ASSET, -w.amount),
-                    Leg(NODE_HOT, ASSET, w.amount),
+                    Leg(user_account(w.user_id, "held"), w.asset, -w.amount),
+                    Leg(NODE_HOT, w.asset, w.amount),
                     *fee_legs,
                 ],
             )

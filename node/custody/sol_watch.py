@@ -127,8 +127,8 @@ class SolDepositWatcher:
             # booked now, and no longer owed to the depositor's observation
             from node.custody.sol_moves import settle_sweeps
 
-            for account, out in settle_sweeps(s, self.client, slot).items():
-                swept = rows.get((account, self.native))
+            for key, out in settle_sweeps(s, self.client, slot).items():
+                swept = rows.get(key)
                 if swept is not None:
                     swept.credited -= out
             for w in items:

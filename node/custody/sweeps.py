@@ -242,10 +242,17 @@ def sweep_pass(svc: CustodyService) -> list[str]:
     if svc.evm is not None:
         parts.append(("evm", lambda: _evm_sweep_pass(svc)))
     if svc.sol_watcher is not None:
-        from node.custody import sol_moves
+        from node.custody import sol_moves, sol_tokens
 
         parts.append(
-            ("sol", lambda: [*sol_moves.sweep_deposits(svc), *sol_moves.sweep_to_cold(svc)])
+            (
+                "sol",
+                lambda: [
+                    *sol_moves.sweep_deposits(svc),
+                    *sol_tokens.sweep_tokens(svc),
+                    *sol_moves.sweep_to_cold(svc),
+                ],
+            )
         )
     done: list[str] = []
     for chain, part in parts:

@@ -1,14 +1,16 @@
 """Solana custody on the local chain (slots advance only when told): SOL
 paid to a user's derived deposit wallet and SPL tokens minted to its
 associated token account are credited only once finalized, in one batched
-read of all deposit accounts; the SOL is swept into the hot wallet (booked
-when finalized, and not mistaken for a rollback) and withdrawn from there
-under the policy; the ledger reconciles with the chain throughout."""
+read of all deposit accounts; SOL and tokens are swept into the hot wallet
+(booked when finalized, and not mistaken for a rollback), its SOL excess goes
+to cold, and both are withdrawn from there under the policy; the ledger
+reconciles with the chain throughout."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pyotp
@@ -25,12 +27,14 @@ from node.accounts.totp import enable_totp, setup_totp
 from node.config import load_settings
 from node.custody.ledger import NODE_COLD, NODE_HOT, balance, check_balances
 from node.custody.reconcile import reconcile
+from node.db.models import utcnow
 from node.db.session import transaction
 from node.runtime import build_node
 from tests.api.custody_fixtures import *  # noqa: F403
 from tests.api.custody_fixtures import CustodyNode
 from tests.functional.solana_fixtures import *  # noqa: F403
 from tests.functional.solana_fixtures import airdrop, create_mint, send
+from wallets.custody_keys import sol_token_account
 
 P = "/api/p2p-crypto"
 
@@ -132,10 +136,21 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             assert all(line.ok for line in reconcile(cn.svc, s))
             assert check_balances(s) == []
 
-        # the hot wallet's SOL above its ceiling (0.5 SOL) goes to cold
-        assert [x.split(":")[0] for x in cn.svc.run_sweeps()] == ["to_cold"]
+        # now that the hot wallet has SOL for fees, the tokens follow (it also
+        # pays the rent of its token account), and its SOL above its ceiling
+        # (0.5 SOL) goes to cold
+        assert sorted(x.split(":")[0] for x in cn.svc.run_sweeps()) == ["to_cold", "to_hot"]
         chain.warp_slots(2)
         assert cn.sync_changes() == []
+
+        async def token_balance(owner: str) -> int:
+            async with AsyncClient(chain.url) as c:
+                ata = Pubkey.from_string(sol_token_account(owner, str(mint)))
+                return int((await c.get_token_account_balance(ata)).value.amount)
+
+        hot = cn.svc.keys.sol_hot().address
+        assert asyncio.run(token_balance(hot)) == 5_000_000
+        assert asyncio.run(token_balance(wallet)) == 0
 
         async def balance_of(key: str) -> int:
             async with AsyncClient(chain.url) as c:
@@ -150,7 +165,8 @@ def test_sol_and_spl_deposits_credited_when_finalized(
         with transaction(cn.node.sessions) as s:
             setup = setup_totp(s, user_id=cn.users["sally"], account="sally", issuer="escrowd")
             totp = pyotp.TOTP(setup.secret)
-            enable_totp(s, user_id=cn.users["sally"], code=totp.now(), count=1)
+            earlier = utcnow() - timedelta(seconds=30)  # so two later time steps are free
+            enable_totp(s, user_id=cn.users["sally"], code=totp.at(earlier), count=1, now=earlier)
         payee = str(Keypair().pubkey())
         r = client.post(
             f"{P}/withdrawal-addresses", headers=auth, json={"chain": "sol", "address": payee}
@@ -160,18 +176,31 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             "asset": "SOL",
             "address": payee,
             "amount": str(3 * LAMPORTS_PER_SOL // 10),
-            "totp_code": totp.at(time.time() + 30),
+            "totp_code": totp.now(),
             "request_key": "s-1",
         }
-        spl = client.post(f"{P}/withdrawals", headers=auth, json={**req, "asset": "TUSDC"})
-        assert spl.status_code == 422 and spl.json()["code"] == "withdrawal_chain_unsupported"
         r = client.post(f"{P}/withdrawals", headers=auth, json=req)
         assert r.status_code == 201, r.text
         wid = r.json()["id"]
-        assert cn.svc.run_withdrawals() == {wid: "broadcast"}
+        spl = client.post(
+            f"{P}/withdrawals",
+            headers=auth,
+            json={
+                **req,
+                "asset": "TUSDC",
+                "amount": "2000000",
+                "request_key": "s-2",
+                "totp_code": totp.at(time.time() + 30),
+            },
+        )
+        assert spl.status_code == 201, spl.text
+        tid = spl.json()["id"]
+        assert cn.svc.run_withdrawals() == {wid: "broadcast", tid: "broadcast"}
         assert cn.svc.run_withdrawals() == {}  # processed, not finalized
         chain.warp_slots(2)
-        assert cn.svc.run_withdrawals() == {wid: "confirmed"}
+        assert cn.svc.run_withdrawals() == {wid: "confirmed", tid: "confirmed"}
+        assert asyncio.run(token_balance(payee)) == 2_000_000
+        assert asyncio.run(token_balance(hot)) == 3_000_000
 
         assert asyncio.run(balance_of(payee)) == 3 * LAMPORTS_PER_SOL // 10
         body = {
@@ -179,6 +208,7 @@ def test_sol_and_spl_deposits_credited_when_finalized(
             for b in client.get(f"{P}/balances", headers=auth).json()
         }
         assert body["SOL"] == (str(7 * LAMPORTS_PER_SOL // 10), "0")
+        assert body["TUSDC"] == ("3000000", "0")
         cn.sync_changes()
         with cn.node.sessions() as s:
             assert all(line.ok for line in reconcile(cn.svc, s)), reconcile(cn.svc, s)
