@@ -50,16 +50,20 @@ def register(api: Api, username: str, password: str = PASSWORD) -> dict[str, Any
 
 
 def enable_totp(api: Api, access_token: str) -> tuple[pyotp.TOTP, list[str]]:
-    """Turn 2FA on; the code used to enable it is of the previous step, so the
-    current step's code is still unused afterwards."""
+    """Turn 2FA on with the current step's code (so a later sign-in uses
+    ``next_code``: the following step, inside the accepted drift)."""
     r = api.client.post(f"{AUTH}/totp/setup", headers=bearer(access_token))
     assert r.status_code == 200, r.text
     totp = pyotp.TOTP(r.json()["secret"])
-    prev = totp.at(datetime.now(UTC) - timedelta(seconds=30))
     r = api.client.post(f"{AUTH}/totp/enable", headers=bearer(access_token),
-                        json={"code": prev})
+                        json={"code": totp.at(datetime.now(UTC))})
     assert r.status_code == 200, r.text
     return totp, list(r.json()["recovery_codes"])
+
+
+def next_code(totp: pyotp.TOTP) -> str:
+    """The next 30-second step's code: not used yet, and accepted (drift 1)."""
+    return totp.at(datetime.now(UTC) + timedelta(seconds=30))
 
 
 def nonce(api: Api, chain: str, address: str | None = None) -> dict[str, Any]:

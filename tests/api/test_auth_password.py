@@ -5,11 +5,18 @@ once, and the audit trail an admin reads."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from tests.api.auth_fixtures import *  # noqa: F403
-from tests.api.auth_fixtures import AUTH, PASSWORD, Api, bearer, enable_totp, register
+from tests.api.auth_fixtures import (
+    AUTH,
+    PASSWORD,
+    Api,
+    bearer,
+    enable_totp,
+    next_code,
+    register,
+)
 
 
 def _login(api: Api, username: str, password: str = PASSWORD, code: str | None = None) -> Any:
@@ -65,7 +72,7 @@ def test_totp_sign_in_and_code_reuse(auth_api: Api) -> None:
     assert len(recovery) == 10
     r = _login(auth_api, "carol")
     assert r.status_code == 401 and r.json()["code"] == "totp_required"
-    code = totp.at(datetime.now(UTC))
+    code = next_code(totp)
     r = _login(auth_api, "carol", code=code)
     assert r.status_code == 200, r.text
     # the same code again, still inside its window: refused

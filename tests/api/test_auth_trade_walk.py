@@ -8,8 +8,6 @@ log shows the three sign-ins, the promotion and the ruling."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from eth_account import Account
 from solders.keypair import Keypair
 
@@ -19,6 +17,7 @@ from tests.api.auth_fixtures import (
     PASSWORD,
     bearer,
     enable_totp,
+    next_code,
     register,
     siwe_body,
     sol_body,
@@ -36,7 +35,7 @@ def test_three_users_three_sign_ins_one_disputed_trade(auth_api: Api) -> None:
     first = register(api, "sam-seller")
     totp, _codes = enable_totp(api, first["access_token"])
     r = api.client.post(f"{AUTH}/login", json={"username": "sam-seller", "password": PASSWORD,
-                                               "totp_code": totp.at(datetime.now(UTC))})
+                                               "totp_code": next_code(totp)})
     assert r.status_code == 200, r.text
     seller = r.json()
     # buyer: SIWE with the wallet that will receive the coins
