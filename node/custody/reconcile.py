@@ -173,6 +173,21 @@ def _sol_lines(svc: CustodyService, session: Session) -> list[ReconLine]:
     for (_account, asset), amount in observed.items():
         totals[asset] += amount
     lines = [ReconLine("sol", a, _held(session, a), totals[a], slot) for a in assets]
+    for sym, mint in sorted(w.tokens.items()):
+        cold_t = svc.settings.custody.cold_address.get(sym)
+        if cold_t:
+            cold_ata = sol_token_account(cold_t, mint)
+            _s, on_cold_t = w.read([Watched(cold_ata, sym, 0, mint)])
+            lines.append(
+                ReconLine(
+                    "sol",
+                    sym,
+                    -balance(session, NODE_COLD, sym),
+                    on_cold_t[(cold_ata, sym)],
+                    slot,
+                    scope="cold",
+                )
+            )
     cold = svc.settings.custody.cold_address.get(w.native)
     if cold:
         _s, on_cold = w.read([Watched(cold, w.native, 0, None)])

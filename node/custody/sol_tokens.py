@@ -1,5 +1,6 @@
 """Solana SPL custody moves: deposit token accounts swept into the hot
-wallet's associated token account, and token withdrawals from it.
+wallet's associated token account, its excess above the ceiling to the cold
+address's, and token withdrawals from it.
 
 The hot wallet pays the fees (the deposit wallets hold no SOL to spend), and
 the rent of any associated token account it creates on the way (its own, or
@@ -171,4 +172,74 @@ def sweep_tokens(svc: CustodyService) -> list[str]:
                     sw.status = "failed"
             log.warning("sol token sweep from %s refused: %s", ata, refused)
         done.append(f"to_hot:{sig}")
+    return done
+
+
+def tokens_to_cold(svc: CustodyService) -> list[str]:
+    """The hot wallet's SPL balance above ``custody.hot_ceiling[symbol]`` (read
+    at the commitment) -> ``custody.cold_address[symbol]``'s token account."""
+    from node.custody.sol_moves import _send
+    from node.custody.sol_watch import Watched
+
+    w = svc.sol_watcher
+    hot = svc.keys.sol_hot()
+    done: list[str] = []
+    for symbol, mint in sorted(w.tokens.items()):
+        ceiling = svc.settings.custody.hot_ceiling.get(symbol)
+        cold = svc.settings.custody.cold_address.get(symbol)
+        if ceiling is None or not cold:
+            continue
+        hot_ata = sol_token_account(hot.address, mint)
+        with svc.sessions() as s:
+            if s.scalar(
+                select(CustodySweep.id)
+                .where(
+                    CustodySweep.chain == "sol",
+                    CustodySweep.from_address == hot_ata,
+                    CustodySweep.status == "broadcast",
+                )
+                .limit(1)
+            ):
+                continue
+            decimals = currency(s, symbol).decimals
+        _slot, have = w.read([Watched(hot_ata, symbol, 0, mint)])
+        excess = have[(hot_ata, symbol)] - ceiling
+        if excess <= 0:
+            continue
+        with svc.hot_lock:
+            raw, sig, cost = token_transfer(
+                svc,
+                owner_path=hot.path,
+                owner=hot.address,
+                mint=mint,
+                decimals=decimals,
+                dest_owner=cold,
+                amount=excess,
+            )
+            if _hot_lamports(svc) < cost + svc.sol_watcher.client.rent_exemption(0):
+                log.warning("the hot wallet cannot pay the fee to move %s to cold", symbol)
+                continue
+            with transaction(svc.sessions) as s:
+                s.add(
+                    CustodySweep(
+                        kind="to_cold",
+                        chain="sol",
+                        asset=symbol,
+                        from_address=hot_ata,
+                        to_address=sol_token_account(cold, mint),
+                        amount=excess,
+                        network_fee=cost,
+                        status="broadcast",
+                        txid=sig,
+                        raw_tx=raw.hex(),
+                    )
+                )
+            refused = _send(svc, raw)
+        if refused:
+            with transaction(svc.sessions) as s:
+                sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
+                if sw is not None:
+                    sw.status = "failed"
+            log.warning("sol token sweep to cold refused: %s", refused)
+        done.append(f"to_cold:{sig}")
     return done

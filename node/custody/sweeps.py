@@ -251,6 +251,7 @@ def sweep_pass(svc: CustodyService) -> list[str]:
                     *sol_moves.sweep_deposits(svc),
                     *sol_tokens.sweep_tokens(svc),
                     *sol_moves.sweep_to_cold(svc),
+                    *sol_tokens.tokens_to_cold(svc),
                 ],
             )
         )

@@ -70,8 +70,8 @@ def test_sol_and_spl_deposits_credited_when_finalized(
         custody={
             "seed_file": str(seed_file),
             "new_address_delay_s": 0,
-            "hot_ceiling": {"SOL": LAMPORTS_PER_SOL // 2},
-            "cold_address": {"SOL": cold},
+            "hot_ceiling": {"SOL": LAMPORTS_PER_SOL // 2, "TUSDC": 4_000_000},
+            "cold_address": {"SOL": cold, "TUSDC": cold},
         },
     )
     cn = CustodyNode(build_node(settings))
@@ -151,6 +151,12 @@ def test_sol_and_spl_deposits_credited_when_finalized(
         hot = cn.svc.keys.sol_hot().address
         assert asyncio.run(token_balance(hot)) == 5_000_000
         assert asyncio.run(token_balance(wallet)) == 0
+        # the tokens above the hot wallet's ceiling (4 TUSDC) go to cold as well
+        assert [x.split(":")[0] for x in cn.svc.run_sweeps()] == ["to_cold"]
+        chain.warp_slots(2)
+        assert cn.sync_changes() == []
+        assert asyncio.run(token_balance(hot)) == 4_000_000
+        assert asyncio.run(token_balance(cold)) == 1_000_000
 
         async def balance_of(key: str) -> int:
             async with AsyncClient(chain.url) as c:
@@ -200,7 +206,7 @@ def test_sol_and_spl_deposits_credited_when_finalized(
         chain.warp_slots(2)
         assert cn.svc.run_withdrawals() == {wid: "confirmed", tid: "confirmed"}
         assert asyncio.run(token_balance(payee)) == 2_000_000
-        assert asyncio.run(token_balance(hot)) == 3_000_000
+        assert asyncio.run(token_balance(hot)) == 2_000_000
 
         assert asyncio.run(balance_of(payee)) == 3 * LAMPORTS_PER_SOL // 10
         body = {
