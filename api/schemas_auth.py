@@ -138,3 +138,11 @@ class RoleSet(Strict):
 
 class Revoked(BaseModel):
     revoked_sessions: int
+
+
+class SessionPublic(BaseModel):
+    id: str
+    method: str
+    ip: str | None
+    created_at: datetime
+    current: bool

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AwareDatetime
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import (
@@ -35,6 +36,7 @@ from api.schemas_auth import (
     Register,
     Revoked,
     RoleSet,
+    SessionPublic,
     TokenPairPublic,
     TotpCode,
     TotpSetupPublic,
@@ -48,6 +50,7 @@ from node.accounts.signin_messages import SignInMessage
 from node.accounts.tokens import RefreshOutcome, TokenPair, Tokens
 from node.config import Settings
 from node.db.models import User
+from node.db.models_accounts import AuthSession
 from node.db.session import transaction
 from node.errors import AuthenticationError, EscrowdError, NotFoundError, PermissionDeniedError
 
@@ -165,6 +168,35 @@ def logout(
         n = 1
     record_audit(session, actor_id=user.id, action="auth.logout", subject=f"user:{user.id}",
                  details={"everywhere": everywhere, "sessions": n}, ip=ip)
+    return Response(status_code=204)
+
+
+@auth.get("/sessions", response_model=list[SessionPublic])
+def list_sessions(session: SessionDep, user: UserDep, claims: ClaimsDep) -> list[SessionPublic]:
+    """The user's live sign-in sessions, newest first."""
+    rows = session.scalars(
+        select(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .order_by(AuthSession.created_at.desc())
+        .limit(200)
+    )
+    current = claims.session_id if claims else None
+    return [SessionPublic(id=r.id, method=r.method, ip=r.ip, created_at=r.created_at,
+                          current=r.id == current) for r in rows]
+
+
+@auth.delete("/sessions/{session_id}", status_code=204, response_class=Response)
+def revoke_session(
+    session_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    session: SessionDep, user: UserDep, ip: IpDep,
+) -> Response:
+    """Sign one of the user's sessions out (another device), at once."""
+    row = session.get(AuthSession, session_id)
+    if row is None or row.user_id != user.id:
+        raise NotFoundError(f"no session {session_id}")
+    Tokens.revoke_session(session, session_id, reason="revoked_by_user")
+    record_audit(session, actor_id=user.id, action="auth.session_revoked",
+                 subject=f"user:{user.id}", details={"session": session_id}, ip=ip)
     return Response(status_code=204)
 
 

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from solders.keypair import Keypair
 
 from tests.api.auth_fixtures import *  # noqa: F403
-from tests.api.auth_fixtures import sol_body
+from tests.api.auth_fixtures import register, sol_body
 from tests.api.conftest import Api
 from tests.api.test_api_p2p_orders import act, funded_trade, match, post_ad
 
@@ -75,6 +75,7 @@ OBJECT_ROUTES: dict[str, str] = {
     f"{P}/btc/orders/{{order_id}}/funding/bump": "trade",
     "/api/sol/orders/{order_id}/payout": "trade",
     f"{P}/auth/wallets/{{wallet_id}}": "wallet",
+    f"{P}/auth/sessions/{{session_id}}": "auth_session",
     f"{P}/admin/users/{{user_id}}/role": "admin",
     f"{P}/admin/users/{{user_id}}/revoke-sessions": "admin",
     f"{P}/admin/users/{{user_id}}/verification-level": "admin",
@@ -84,6 +85,7 @@ OBJECT_ROUTES: dict[str, str] = {
     f"{P}/webhooks/{{webhook_id}}": "webhook",
     f"{P}/withdrawal-addresses/{{entry_id}}": "withdrawal_address",
     f"{P}/withdrawals/{{withdrawal_id}}": "withdrawal",
+    f"{P}/withdrawals/{{withdrawal_id}}/cancel": "withdrawal",
     f"{P}/trading-orders/{{order_id}}": "trading_order",
     f"{P}/trading-orders/{{order_id}}/cancel": "trading_order",
 }
@@ -139,7 +141,7 @@ def call(api: Api, method: str, path: str, headers: dict[str, str],
     return api.client.request(method, path, **kw)
 
 
-def fill(path: str, ids: dict[str, int] | int) -> str:
+def fill(path: str, ids: dict[str, int | str] | int) -> str:
     def one(m: re.Match[str]) -> str:
         return str(ids if isinstance(ids, int) else ids.get(m.group(1), 1))
     return re.sub(r"\{(\w+)\}", one, path)
@@ -166,57 +168,64 @@ class Objects:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self._cache: dict[str, dict[str, int]] = {}
-        self.makers: dict[str, Callable[[], dict[str, int]]] = {
+        self._cache: dict[str, dict[str, int | str]] = {}
+        self.makers: dict[str, Callable[[], dict[str, int | str]]] = {
             "trade": self._trade, "own_ad": self._ad, "dispute": self._dispute,
             "wallet": self._wallet, "payment_method": self._payment_method,
-            "webhook": self._webhook, "admin": self._user,
+            "webhook": self._webhook, "admin": self._user, "auth_session": self._session,
         }
 
-    def ids(self, kind: str) -> dict[str, int]:
+    def ids(self, kind: str) -> dict[str, int | str]:
         if kind not in self._cache:
             maker = self.makers.get(kind)
             assert maker is not None, f"no factory for {kind!r}: add one to Objects"
             self._cache[kind] = maker()
         return self._cache[kind]
 
-    def _ad(self) -> dict[str, int]:
+    def _ad(self) -> dict[str, int | str]:
         r = post_ad(self.api)
         assert r.status_code == 201, r.text
         return {"order_id": int(r.json()["id"])}
 
-    def _trade(self) -> dict[str, int]:
-        ad = self._ad()["order_id"]
+    def _trade(self) -> dict[str, int | str]:
+        ad = int(self._ad()["order_id"])
         r = match(self.api, ad)
         assert r.status_code == 201, r.text
         return {"order_id": int(r.json()["order"]["id"])}
 
-    def _dispute(self) -> dict[str, int]:
+    def _dispute(self) -> dict[str, int | str]:
         t = funded_trade(self.api)
         out = act(self.api, t, "dispute", "buyer", dispute_type="payment_not_received",
                   description="no transfer")
         return {"dispute_id": int(out["dispute"]["id"]), "order_id": t}
 
-    def _wallet(self) -> dict[str, int]:
+    def _wallet(self) -> dict[str, int | str]:
         r = self.api.post(f"{P}/auth/wallets", "seller", json=sol_body(self.api, Keypair()))
         assert r.status_code == 201, r.text
         return {"wallet_id": int(r.json()["id"])}
 
-    def _payment_method(self) -> dict[str, int]:
+    def _payment_method(self) -> dict[str, int | str]:
         r = self.api.post(f"{P}/payment-methods", "seller", json={
             "payment_type": "bank_transfer", "name": "my bank", "account_name": "S. Eller",
             "account_number": "DE89370400440532013000", "country_code": "DE"})
         assert r.status_code == 201, r.text
         return {"method_id": int(r.json()["id"])}
 
-    def _webhook(self) -> dict[str, int]:
+    def _webhook(self) -> dict[str, int | str]:
         # no DNS here: a loopback receiver, allowed the way the webhook tests do
         self.api.node.settings.disputes.events.webhook_allow_private = True
         r = self.api.post(f"{P}/webhooks", "seller", json={"url": "http://127.0.0.1:9/hook"})
         assert r.status_code == 201, r.text
         return {"webhook_id": int(r.json()["id"])}
 
-    def _user(self) -> dict[str, int]:
+    def _session(self) -> dict[str, int | str]:
+        pair = register(self.api, "session-owner")
+        r = self.api.client.get(f"{P}/auth/sessions",
+                                headers={"Authorization": f"Bearer {pair['access_token']}"})
+        assert r.status_code == 200 and r.json()[0]["current"] is True, r.text
+        return {"session_id": str(r.json()[0]["id"])}
+
+    def _user(self) -> dict[str, int | str]:
         me = self.api.get(f"{P}/auth/me", "seller").json()
         return {"user_id": int(me["user"]["id"]), "document_id": 1}
 

@@ -112,6 +112,14 @@ def test_refresh_rotation_reuse_and_logout(auth_api: Api) -> None:
     r = auth_api.client.post(f"{AUTH}/refresh", json={"refresh_token": a["refresh_token"]})
     assert r.status_code == 401
     assert auth_api.client.get(f"{AUTH}/me", headers=bearer(b["access_token"])).status_code == 200
+    # one session signs another out (another device)
+    c = _login(auth_api, "dave").json()
+    listed = auth_api.client.get(f"{AUTH}/sessions", headers=bearer(b["access_token"])).json()
+    assert len(listed) == 2 and sum(s["current"] for s in listed) == 1
+    other = next(s["id"] for s in listed if not s["current"])
+    r = auth_api.client.delete(f"{AUTH}/sessions/{other}", headers=bearer(b["access_token"]))
+    assert r.status_code == 204
+    assert auth_api.client.get(f"{AUTH}/me", headers=bearer(c["access_token"])).status_code == 401
     r = auth_api.client.post(f"{AUTH}/logout", headers=bearer(b["access_token"]),
                              json={"everywhere": True})
     assert r.status_code == 204
