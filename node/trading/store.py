@@ -126,7 +126,7 @@ def record_events(
             rej: OrderRejected = ev  # type: ignore[assignment]
             if rej.command == "place" and rej.order_id is not None:
                 found = session.get(TradingOrder, rej.order_id)
-                if found is not None:
+                if found is not None and found.status == "new":  # never an older order
                     touched[rej.order_id] = found
                     found.status, found.reason = "rejected", rej.code
         elif kind is OrderCancelled:
