@@ -109,6 +109,7 @@ BODIES: dict[str, dict[str, Any]] = {
     f"{P}/admin/users/{{user_id}}/role": {"role": "admin"},
     f"{P}/admin/users/{{user_id}}/verification-level": {"level": "trusted"},
     f"{P}/payment-methods/{{method_id}}": {"name": "mine now"},
+    f"{P}/trading-orders/{{order_id}}": {"quantity": str(10**16)},
 }
 FILES: dict[str, dict[str, Any]] = {
     f"{P}/disputes/{{dispute_id}}/evidence/files": {
@@ -173,6 +174,7 @@ class Objects:
             "trade": self._trade, "own_ad": self._ad, "dispute": self._dispute,
             "wallet": self._wallet, "payment_method": self._payment_method,
             "webhook": self._webhook, "admin": self._user, "auth_session": self._session,
+            "trading_order": self._trading_order,
         }
 
     def ids(self, kind: str) -> dict[str, int | str]:
@@ -217,6 +219,22 @@ class Objects:
         r = self.api.post(f"{P}/webhooks", "seller", json={"url": "http://127.0.0.1:9/hook"})
         assert r.status_code == 201, r.text
         return {"webhook_id": int(r.json()["id"])}
+
+    def _trading_order(self) -> dict[str, int | str]:
+        from node.db.session import transaction
+        from node.trading.pairs import seed_pairs
+        from tests.api.trading_fixtures import deposit
+
+        with transaction(self.api.node.sessions) as s:
+            (pair,) = seed_pairs(s, (("ETH", "USDT"),))
+            seller = self.api.get(f"{P}/auth/me", "seller").json()["user"]["id"]
+            deposit(s, seller, "ETH", 10**18, "test:access:eth")
+            pair_id = pair.id
+        r = self.api.post(f"{P}/trading-orders", "seller", json={
+            "trading_pair_id": pair_id, "side": "sell", "order_type": "limit",
+            "quantity": str(10**17), "price": str(2_000 * 10**6)})
+        assert r.status_code == 201, r.text
+        return {"order_id": int(r.json()["id"])}
 
     def _session(self) -> dict[str, int | str]:
         pair = register(self.api, "session-owner")
