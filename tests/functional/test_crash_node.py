@@ -157,7 +157,7 @@ def test_node_killed_at_point_ends_as_if_never_crashed(
 
 # --- the signing journal -------------------------------------------------------
 
-ESCROWS = {f"0x{i:064x}": ("release" if i % 2 else "refund") for i in range(1, 13)}
+ESCROWS = {f"0x{i:064x}": ("release" if i % 2 else "refund") for i in range(1, 19)}
 
 
 def journal(db: str) -> dict[str, tuple[str, str]]:
