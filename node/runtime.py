@@ -83,7 +83,8 @@ class Node:
             raise ConfigError(f"unknown role(s) {sorted(unknown)}; roles are {BACKGROUND_ROLES}")
 
         def wanted(chain: str) -> bool:
-            return chains is None or chain.split(":", 1)[0] in chains
+            # "evm:1", "btc:regtest:watchtower", "custody:evm:1": any part names it
+            return chains is None or bool(set(chain.split(":")) & set(chains))
 
         for watcher in self.watchers:
             role = role_of(watcher)
