@@ -211,4 +211,6 @@ def test_suite_killed_at_least_100_times_mostly_mid_work() -> None:
     assert points == set(NODE_POINTS) | set(SIGN_POINTS), points
     assert len(KILLS) >= 100, len(KILLS)
     mid_work = sum(1 for _p, _n, mid in KILLS if mid)
+    print(f"\ncrash suite: {len(KILLS)} kills, {mid_work} with work unfinished, "
+          f"{len(points)} points")
     assert mid_work >= 0.9 * len(KILLS), (mid_work, len(KILLS))

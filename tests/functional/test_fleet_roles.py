@@ -181,9 +181,14 @@ def test_a_claimed_job_is_skipped_not_waited_for(world_db: str) -> None:
     engine.dispose()
 
 
-def test_metrics_and_readiness_of_an_api(world: World, world_db: str, tmp_path: Path) -> None:
+def test_metrics_and_readiness_of_an_api(
+    world: World, world_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
     from fastapi.testclient import TestClient
 
+    from node.ops.logs import ContextFilter
     from node.runtime import build_node
     from node.signing import sign_once
     from tests.functional.fleet_fixtures import node_settings
@@ -195,6 +200,14 @@ def test_metrics_and_readiness_of_an_api(world: World, world_db: str, tmp_path: 
         headers = {"Authorization": f"Bearer {world.tokens['buyer']}"}
         assert client.get(f"/api/p2p-crypto/orders/{world.deposits[0]}",
                           headers=headers).status_code == 200
+        # a state-changing request about a trade is logged with its trade id
+        caplog.handler.addFilter(ContextFilter(role="api"))
+        with caplog.at_level(logging.INFO, logger="escrowd.api.access"):
+            trade = world.deposits[0]
+            client.post(f"/api/p2p-crypto/orders/{trade}/payment", json={}, headers=headers)
+        access = [r for r in caplog.records if r.name == "escrowd.api.access"]
+        assert access and access[-1].trade_id == str(trade)  # type: ignore[attr-defined]
+        assert access[-1].route == "/api/p2p-crypto/orders/{order_id}/payment"  # type: ignore[attr-defined]
         sign_once(node.sessions, chain="evm:31337", escrow_key="0x01", decision="split:3000",
                   payload_hash="0x" + "00" * 32, sign=lambda: "0xsig")
         text = client.get("/metrics").text
