@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -207,6 +207,16 @@ def fiat_total(amount: int, price: Decimal, decimals: int) -> Decimal:
     return (Decimal(amount) / (Decimal(10) ** decimals) * price).quantize(Decimal("0.00000001"))
 
 
+# Totals of listings are counted up to this many rows: an exact count over a
+# million matching ads costs a quarter of a second per page; a client paging
+# that deep sees ``total == COUNT_CAP`` and keeps paging while pages are full.
+COUNT_CAP = 10_000
+
+
+def _capped_count(session: Session, ids: Select[Any]) -> int:
+    return session.scalar(select(func.count()).select_from(ids.limit(COUNT_CAP).subquery())) or 0
+
+
 def list_ads(
     session: Session,
     *,
@@ -216,16 +226,22 @@ def list_ads(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[P2POrder], int]:
-    q = select(P2POrder).where(P2POrder.kind == "ad", P2POrder.status == AD_ACTIVE)
+    """Active ads, cheapest first (``ix_p2p_orders_book`` walks them in that
+    order); the total is capped at ``COUNT_CAP``."""
+    conds = [P2POrder.kind == "ad", P2POrder.status == AD_ACTIVE]
     if crypto_currency_id is not None:
-        q = q.where(P2POrder.crypto_currency_id == crypto_currency_id)
+        conds.append(P2POrder.crypto_currency_id == crypto_currency_id)
     if fiat_currency is not None:
-        q = q.where(P2POrder.fiat_currency == fiat_currency.upper())
+        conds.append(P2POrder.fiat_currency == fiat_currency.upper())
     if payment_method is not None:
-        q = q.where(P2POrder.payment_method == payment_method)
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+        conds.append(P2POrder.payment_method == payment_method)
+    total = _capped_count(session, select(P2POrder.id).where(*conds))
     rows = session.scalars(
-        q.order_by(P2POrder.price_per_unit, P2POrder.id).limit(limit).offset(offset)
+        select(P2POrder)
+        .where(*conds)
+        .order_by(P2POrder.price_per_unit, P2POrder.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return list(rows), total
 
@@ -233,10 +249,25 @@ def list_ads(
 def my_orders(
     session: Session, *, user: User, limit: int = 50, offset: int = 0
 ) -> tuple[list[P2POrder], int]:
-    q = select(P2POrder).where((P2POrder.seller_id == user.id) | (P2POrder.buyer_id == user.id))
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    rows = session.scalars(q.order_by(P2POrder.id.desc()).limit(limit).offset(offset)).all()
-    return list(rows), total
+    """The user's ads and trades, newest first: the newest ``offset + limit``
+    ids as seller and as buyer, each read off its index, merged (not one
+    ``seller OR buyer`` scan of the table); the total is capped."""
+    def side(column: Any, n: int) -> Any:
+        return (
+            select(P2POrder.id).where(column == user.id).order_by(P2POrder.id.desc()).limit(n)
+        ).subquery()
+
+    n = offset + limit
+    seller, buyer = side(P2POrder.seller_id, n), side(P2POrder.buyer_id, n)
+    merged = union(select(seller.c.id), select(buyer.c.id)).subquery()
+    page = select(merged.c.id).order_by(merged.c.id.desc()).limit(limit).offset(offset)
+    rows = session.scalars(
+        select(P2POrder).where(P2POrder.id.in_(page)).order_by(P2POrder.id.desc())
+    ).all()
+    cap_s, cap_b = side(P2POrder.seller_id, COUNT_CAP), side(P2POrder.buyer_id, COUNT_CAP)
+    both = union(select(cap_s.c.id), select(cap_b.c.id)).subquery()
+    total = session.scalar(select(func.count()).select_from(both)) or 0
+    return list(rows), min(total, COUNT_CAP)
 
 
 def get_order(session: Session, order_id: int, *, for_update: bool = False) -> P2POrder:

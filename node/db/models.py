@@ -98,8 +98,15 @@ class P2POrder(Timestamps, Base):
     __tablename__ = "p2p_crypto_orders"
     __table_args__ = (
         Index("ix_p2p_orders_listing", "kind", "status", "crypto_currency_id"),
+        # the order book: equality on the filters, then already in price order
+        Index(
+            "ix_p2p_orders_book",
+            "kind", "status", "crypto_currency_id", "fiat_currency", "price_per_unit", "id",
+        ),
         Index("ix_p2p_orders_seller", "seller_id", "kind"),
-        Index("ix_p2p_orders_buyer", "buyer_id"),
+        # a user's orders newest first, per side (node.trades.my_orders)
+        Index("ix_p2p_orders_seller_id", "seller_id", "id"),
+        Index("ix_p2p_orders_buyer_id", "buyer_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
