@@ -6,7 +6,9 @@ One pure ASGI middleware, in this order for each request:
 1. **Rate limits** (the ``limits`` library; memory by default, Redis when
    ``auth.rate_limit_storage`` says so): per client IP, per signed-in user,
    and a strict one on sign-in endpoints per IP and per account named in the
-   body. Over the limit: 429 problem+json with ``Retry-After``.
+   body. Over the limit: 429 problem+json with ``Retry-After``. Redis
+   unreachable at request time: fail open to per-process memory counting,
+   with a logged warning (see ``RateLimits``).
 2. **Idempotency-Key** on POST: the first request with a key claims it (a
    unique row per caller and key, committed before the handler runs); a
    concurrent or later duplicate waits for the first one's response and
@@ -27,11 +29,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from fastapi import FastAPI
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -103,23 +107,92 @@ def install(app: FastAPI) -> None:
 # --- rate limits ---------------------------------------------------------------
 
 
+REDIS_SCHEMES = frozenset({"redis", "rediss"})
+REDIS_TIMEOUT_S = 0.5
+FALLBACK_WARN_EVERY_S = 60.0
+
+
+def _rate_limit_storage(auth: AuthSettings) -> Storage:
+    """The ``limits`` storage ``auth.rate_limit_storage`` names: ``memory://``
+    (per process) or ``redis://[:password@]host:port/db`` / ``rediss://``
+    (shared by every process using it, keys under ``auth.rate_limit_key_prefix``).
+    A malformed URL is a ConfigError naming the setting."""
+    url = auth.rate_limit_storage
+    where = "auth.rate_limit_storage (ESCROWD_AUTH__RATE_LIMIT_STORAGE)"
+    parsed = urlsplit(url)
+    if parsed.scheme == "memory":
+        return MemoryStorage()
+    if parsed.scheme not in REDIS_SCHEMES:
+        raise ConfigError(f"{where}: unsupported storage {url.split(':', 1)[0]!r} "
+                          "(use memory:// or redis://host:port/db)",
+                          setting="auth.rate_limit_storage")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    db = parsed.path.lstrip("/")
+    if not parsed.hostname or port == -1 or (db and not db.isdigit()) or parsed.query:
+        raise ConfigError(f"{where}: malformed Redis URL (expected "
+                          "redis://[:password@]host:port/db)", setting="auth.rate_limit_storage")
+    try:
+        return RedisStorage(url, key_prefix=auth.rate_limit_key_prefix, wrap_exceptions=True,
+                            socket_connect_timeout=REDIS_TIMEOUT_S,
+                            socket_timeout=REDIS_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - redis-py raises ValueError on bad URLs
+        raise ConfigError(f"{where}: {exc}", setting="auth.rate_limit_storage") from None
+
+
 class RateLimits:
+    """The limits of ``auth.rate_limit_*`` on the storage
+    ``auth.rate_limit_storage`` names.
+
+    With Redis, a request that cannot reach it is not failed (no 500, no 503:
+    an outage of the limit store must not take the API down): the limit is
+    counted in this process's memory instead (the same limits, per process,
+    as with ``memory://``), with a warning logged at most once a minute."""
+
     def __init__(self, auth: AuthSettings) -> None:
         try:
             self.ip = parse(auth.rate_limit_ip)
             self.user = parse(auth.rate_limit_user)
             self.signin = parse(auth.rate_limit_signin)
-            storage = storage_from_string(auth.rate_limit_storage)
-        except Exception as exc:  # noqa: BLE001 - limits raises ValueError / ConfigurationError
+        except Exception as exc:  # noqa: BLE001 - limits raises ValueError
             raise ConfigError(f"invalid configuration: auth.rate_limit_*: {exc}") from None
+        storage = _rate_limit_storage(auth)
+        self.shared = not isinstance(storage, MemoryStorage)
         self._limiter = MovingWindowRateLimiter(storage)
+        self._fallback = MovingWindowRateLimiter(MemoryStorage()) if self.shared else None
+        self._warned_at = -FALLBACK_WARN_EVERY_S
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> float | None:
         """Count one request; None when allowed, else seconds until allowed."""
-        if self._limiter.hit(item, *identifiers):
-            return None
-        stats = self._limiter.get_window_stats(item, *identifiers)
+        limiter = self._limiter
+        try:
+            if limiter.hit(item, *identifiers):
+                return None
+            stats = limiter.get_window_stats(item, *identifiers)
+        except StorageError as exc:
+            if self._fallback is None:
+                raise
+            self._warn(exc)
+            limiter = self._fallback
+            if limiter.hit(item, *identifiers):
+                return None
+            stats = limiter.get_window_stats(item, *identifiers)
         return max(1.0, stats.reset_time - time.time())
+
+    async def ahit(self, item: RateLimitItem, *identifiers: str) -> float | None:
+        """``hit`` off the event loop when the storage is over the network."""
+        if not self.shared:
+            return self.hit(item, *identifiers)
+        return await anyio.to_thread.run_sync(self.hit, item, *identifiers)
+
+    def _warn(self, exc: StorageError) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= FALLBACK_WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("rate limit storage unreachable (%s); counting limits in this "
+                        "process's memory until it is back", exc.storage_error)
 
 
 # --- idempotency store -----------------------------------------------------------
@@ -216,17 +289,17 @@ class ProtectionMiddleware:
         method = scope["method"]
         path: str = scope.get("path", "")
 
-        retry = self.limiter.hit(self.limiter.ip, "ip", ip)
+        retry = await self.limiter.ahit(self.limiter.ip, "ip", ip)
         if retry is None and user_id is not None:
-            retry = self.limiter.hit(self.limiter.user, "user", str(user_id))
+            retry = await self.limiter.ahit(self.limiter.user, "user", str(user_id))
         body: bytes | None = None
         if retry is None and method == "POST" and path in SIGN_IN_PATHS:
-            retry = self.limiter.hit(self.limiter.signin, "signin-ip", ip)
+            retry = await self.limiter.ahit(self.limiter.signin, "signin-ip", ip)
             if retry is None:
                 body = await _read_body(receive)
                 account = _account_of(body)
                 if account:
-                    retry = self.limiter.hit(self.limiter.signin, "signin-account",
+                    retry = await self.limiter.ahit(self.limiter.signin, "signin-account",
                                              f"{path}:{account}")
         if retry is not None:
             await _send_problem(scope, receive, send, 429, "rate_limited",

@@ -28,8 +28,11 @@ class AuthSettings(Section):
     totp_valid_window: int = Field(1, ge=0, le=4)
     recovery_codes: int = Field(10, ge=1, le=50)
     # Rate limits (the ``limits`` library's notation). Storage: memory:// by
-    # default (per process), redis://host:port/db to share them between processes.
-    rate_limit_storage: str = "memory://"
+    # default (per process), redis://[:password@]host:port/db (or rediss://)
+    # to share them between processes, keys under rate_limit_key_prefix. Redis
+    # unreachable at request time: counted in process memory, warning logged.
+    rate_limit_storage: str = Field("memory://", min_length=1, max_length=2000)
+    rate_limit_key_prefix: str = Field("escrowd", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
     rate_limit_ip: str = "1200/minute"
     rate_limit_user: str = "600/minute"
     # sign-in, registration and token refresh: per client IP and per account
