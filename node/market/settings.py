@@ -51,9 +51,21 @@ class PriceSourceSettings(Section):
 class MarketSettings(Section):
     # Where uploaded files (verification documents, dispute evidence) live:
     # None = a directory ``files/`` under ``data_dir``; ``file:///abs/path`` or
-    # a plain path = that directory; ``s3://bucket/prefix`` needs an S3 client
-    # library (none is installed: refused with a config error naming this).
+    # a plain path = that directory; ``s3://bucket/prefix`` = that bucket (and
+    # key prefix) of an S3-compatible store (AWS S3, MinIO, Ceph, R2...).
     storage_url: str | None = None
+    # S3 only. Endpoint of a non-AWS store (e.g. http://minio:9000); region;
+    # credentials (None: boto3's standard chain: AWS_* variables, shared
+    # config files, instance roles); "path" addressing for stores without
+    # virtual-host buckets; server-side encryption asked for on each upload
+    # ("AES256", or "aws:kms" with an optional key id).
+    s3_endpoint_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    s3_region: str | None = Field(None, pattern=r"^[a-z0-9-]{1,32}$")
+    s3_access_key_id: str | None = Field(None, min_length=1, max_length=256)
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    s3_server_side_encryption: Literal["AES256", "aws:kms"] | None = None
+    s3_kms_key_id: str | None = Field(None, min_length=1, max_length=2048)
 
     # Payment details are encrypted at rest (AES-256-GCM) with this key
     # (base64url of 32 bytes). Required in production; dev mode generates one
