@@ -33,6 +33,7 @@ from node.changes import hub, start_listener
 from node.db.models import P2POrder, User
 from node.domain.escrow import Action, Role, check_action, role_of
 from node.errors import PermissionDeniedError, ValidationError
+from node.market.opening import preload_pricing
 
 router = APIRouter(prefix="/api/p2p-crypto", tags=["p2p"])
 
@@ -70,6 +71,7 @@ def list_orders(
         limit=limit,
         offset=offset,
     )
+    preload_pricing(session, rows)
     return Page(data=[order_public(o) for o in rows], total=total, limit=limit, offset=offset)
 
 
@@ -122,6 +124,7 @@ def _chain_keys(chain: object, session: Session, order: P2POrder, **keys: str | 
 @router.get("/orders/my", response_model=Page)
 def my_orders(session: SessionDep, user: UserDep, limit: Limit = 50, offset: Offset = 0) -> Page:
     rows, total = trades.my_orders(session, user=user, limit=limit, offset=offset)
+    preload_pricing(session, rows)
     return Page(data=[order_public(o) for o in rows], total=total, limit=limit, offset=offset)
 
 

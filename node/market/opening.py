@@ -7,6 +7,7 @@ and stored on the trade) and each party's verification-level trade limits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -332,10 +333,26 @@ def used_24h(
     return used
 
 
+_PRELOADED = "escrowd.pricing_preloaded"
+
+
+def preload_pricing(session: Session, orders: Sequence[P2POrder]) -> None:
+    """Load the pricing of a page of orders in one query, so their public
+    views (``pricing_fields``) read it from the session instead of one query
+    per order."""
+    ids = [o.id for o in orders]
+    found = pricing_of(session, ids)
+    session.info.setdefault(_PRELOADED, {}).update({i: found.get(i) for i in ids})
+
+
 def pricing_fields(order: P2POrder) -> dict[str, Any]:
     """``price_type`` and ``margin_bps`` of an order, for its public view."""
     session = object_session(order)
-    pr = session.get(OrderPricing, order.id) if session is not None else None
+    preloaded = session.info.get(_PRELOADED, {}) if session is not None else {}
+    if order.id in preloaded:
+        pr = preloaded[order.id]
+    else:
+        pr = session.get(OrderPricing, order.id) if session is not None else None
     if pr is None:
         return {"price_type": "fixed", "margin_bps": None}
     return {"price_type": pr.price_type, "margin_bps": pr.margin_bps}
