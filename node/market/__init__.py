@@ -22,6 +22,6 @@ Operating it (``[market]`` block, ``ESCROWD_MARKET__*``):
   quoted too; they value trades for the limits.
 - Limits: ``trade_limits`` per level in ``limits_fiat`` (on in production,
   off in dev unless ``trade_limits_enabled``).
-- Uploads: ``storage_url`` (default ``<data_dir>/files``); ``s3://`` needs an
-  S3 client library, which this build does not have.
+- Uploads: ``storage_url`` (default ``<data_dir>/files``), or
+  ``s3://bucket/prefix`` for S3-compatible storage (``s3_*`` settings).
 """

@@ -95,7 +95,7 @@ def test_make_store_follows_storage_url(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, market=MarketSettings(storage_url=f"file://{tmp_path}/up"))
     )
     assert isinstance(url, LocalFileStore) and url.root == (tmp_path / "up").resolve()
-    with pytest.raises(ConfigError, match="storage_url"):
+    with pytest.raises(ConfigError, match="storage_url"):  # not a valid bucket name
         make_store(Settings(data_dir=tmp_path, market=MarketSettings(storage_url="s3://b/p")))
     with pytest.raises(ConfigError, match="storage_url"):
         make_store(Settings(data_dir=tmp_path, market=MarketSettings(storage_url="ftp://x/y")))
