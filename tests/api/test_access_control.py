@@ -5,14 +5,18 @@ so a new endpoint cannot be forgotten:
   (and with a garbage one);
 - every route on an object (a path id) answers 403 or 404 to a signed-in
   user who does not own the object: each such route names, in ``OBJECT_ROUTES``,
-  the kind of object and a factory makes a real one owned by someone else.
+  the kind of object and a factory makes a real one owned by someone else,
+  and the same real object's route answers 401 without a token.
 
-A route missing from both tables fails the test: add one line for it."""
+The ownership test runs on a node with custody on (a seed file, as in
+production: tests/api/custody_access_fixtures.py) so the custody routes
+(withdrawals, the withdrawal allow-list) are exercised on real objects too.
+A route missing from both tables, or whose kind has no factory, fails the
+test: add one line for it (and a factory for a new kind of object)."""
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +26,8 @@ from solders.keypair import Keypair
 from tests.api.auth_fixtures import *  # noqa: F403
 from tests.api.auth_fixtures import register, sol_body
 from tests.api.conftest import Api
+from tests.api.custody_access_fixtures import *  # noqa: F403
+from tests.api.custody_access_fixtures import CustodyObjects
 from tests.api.test_api_p2p_orders import act, funded_trade, match, post_ad
 
 P = "/api/p2p-crypto"
@@ -124,7 +130,7 @@ ANY_USER_OBJECTS = {f"{P}/orders/{{order_id}}/match"}  # a buyer takes a seller'
 def routes(api: Api) -> list[tuple[str, str]]:
     out = []
     for ctx in iter_route_contexts(api.client.app.routes):  # type: ignore[attr-defined]
-        if not isinstance(ctx.route, APIRoute):
+        if not isinstance(ctx.route, APIRoute) or ctx.path is None:
             continue
         for method in sorted(ctx.methods or ()):
             if method != "HEAD":
@@ -170,11 +176,14 @@ class Objects:
     def __init__(self, api: Api) -> None:
         self.api = api
         self._cache: dict[str, dict[str, int | str]] = {}
+        custody = CustodyObjects(api, "seller")  # needs custody on: custody_auth_api
         self.makers: dict[str, Callable[[], dict[str, int | str]]] = {
             "trade": self._trade, "own_ad": self._ad, "dispute": self._dispute,
             "wallet": self._wallet, "payment_method": self._payment_method,
             "webhook": self._webhook, "admin": self._user, "auth_session": self._session,
             "trading_order": self._trading_order,
+            "withdrawal_address": custody.withdrawal_address,
+            "withdrawal": custody.withdrawal,
         }
 
     def ids(self, kind: str) -> dict[str, int | str]:
@@ -248,12 +257,15 @@ class Objects:
         return {"user_id": int(me["user"]["id"]), "document_id": 1}
 
 
-def test_no_user_reaches_another_users_objects(auth_api: Api) -> None:
-    seen = routes(auth_api)
-    objects = Objects(auth_api)
+def test_no_user_reaches_another_users_objects(custody_auth_api: Api) -> None:
+    api = custody_auth_api
+    seen = routes(api)
+    objects = Objects(api)
     missing: list[str] = []
-    wrong: list[Any] = []
     unchecked: list[str] = []
+    wrong: list[Any] = []
+    anonymous: list[Any] = []
+    exercised: set[str] = set()
     for method, path in seen:
         if "{" not in path or path in PUBLIC_OBJECTS or path in ANY_USER_OBJECTS:
             continue
@@ -262,19 +274,33 @@ def test_no_user_reaches_another_users_objects(auth_api: Api) -> None:
             missing.append(path)
             continue
         if kind not in objects.makers:
-            unchecked.append(path)  # no factory yet for this slice's object: warned below
+            unchecked.append(f"{path} ({kind})")
             continue
         url = fill(path, objects.ids(kind))
-        r = call(auth_api, method, url, auth_api.auth("outsider"), template=path)
+        r = call(api, method, url, api.auth("outsider"), template=path)
         if r.status_code not in (403, 404):
             wrong.append((method, url, r.status_code, r.text[:200]))
+        r = call(api, method, url, {}, template=path)
+        if r.status_code != 401:
+            anonymous.append((method, url, r.status_code, r.text[:200]))
+        exercised.add(path)
     assert missing == [], f"object routes not in OBJECT_ROUTES: {sorted(set(missing))}"
+    assert unchecked == [], (f"object routes whose kind has no factory in Objects "
+                             f"(ownership not exercised): {sorted(set(unchecked))}")
     assert wrong == [], f"a non-owner got past: {wrong}"
+    assert anonymous == [], f"not 401 without a token on a real object: {anonymous}"
+    # the custody routes were reached on real objects, and the objects are intact
+    custody_routes = {p for p in OBJECT_ROUTES if "/withdrawal" in p}
+    assert len(custody_routes) == 3 and custody_routes <= exercised
+    wid = objects.ids("withdrawal")["withdrawal_id"]
+    w = api.get(f"{P}/withdrawals/{wid}", "seller")
+    assert w.status_code == 200 and w.json()["status"] == "held", w.text
+    entry = objects.ids("withdrawal_address")["entry_id"]
+    assert entry in [e["id"] for e in api.get(f"{P}/withdrawal-addresses", "seller").json()]
+    assert api.get(f"{P}/withdrawals", "outsider").json() == []
+    assert api.get(f"{P}/withdrawal-addresses", "outsider").json() == []
     # own lists show only own objects
-    assert auth_api.get(f"{P}/orders/my", "outsider").json()["total"] == 0
-    assert auth_api.get(f"{P}/auth/wallets", "outsider").json() == []
-    assert auth_api.get(f"{P}/payment-methods", "outsider").json() == []
-    assert auth_api.get(f"{P}/orders/my", "seller").json()["total"] >= 2
-    if unchecked:
-        warnings.warn(f"object routes without an object factory (ownership not exercised): "
-                      f"{sorted(set(unchecked))}", stacklevel=1)
+    assert api.get(f"{P}/orders/my", "outsider").json()["total"] == 0
+    assert api.get(f"{P}/auth/wallets", "outsider").json() == []
+    assert api.get(f"{P}/payment-methods", "outsider").json() == []
+    assert api.get(f"{P}/orders/my", "seller").json()["total"] >= 2
