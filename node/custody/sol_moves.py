@@ -188,13 +188,18 @@ def sweep_deposits(svc: CustodyService) -> list[str]:
             )
         refused = _send(svc, raw)
         if refused:
-            with transaction(svc.sessions) as s:
-                sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
-                if sw is not None:
-                    sw.status = "failed"
+            mark_sweep_failed(svc, sig)
             log.warning("sol sweep from %s refused: %s", address, refused)
         done.append(f"to_hot:{sig}")
     return done
+
+
+def mark_sweep_failed(svc: CustodyService, sig: str) -> None:
+    """A sweep the cluster refused: marked failed (its funds never left)."""
+    with transaction(svc.sessions) as s:
+        sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
+        if sw is not None:
+            sw.status = "failed"
 
 
 def paid_by_fee_payer(client: Any, sig: str, sol_moved: int) -> int | None:
@@ -305,10 +310,7 @@ def sweep_to_cold(svc: CustodyService) -> list[str]:
             )
         refused = _send(svc, raw)
     if refused:
-        with transaction(svc.sessions) as s:
-            sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
-            if sw is not None:
-                sw.status = "failed"
+        mark_sweep_failed(svc, sig)
         log.warning("sol sweep to cold refused: %s", refused)
     return [f"to_cold:{sig}"]
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from node.custody.addresses import currency
+from node.custody.sol_moves import mark_sweep_failed
 from node.db.models_custody import CustodyAddress, CustodyObservation, CustodySweep
 from node.db.session import transaction
 from wallets.custody_keys import sol_token_account
@@ -166,10 +167,7 @@ def sweep_tokens(svc: CustodyService) -> list[str]:
                 )
             refused = _send(svc, raw)
         if refused:
-            with transaction(svc.sessions) as s:
-                sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
-                if sw is not None:
-                    sw.status = "failed"
+            mark_sweep_failed(svc, sig)
             log.warning("sol token sweep from %s refused: %s", ata, refused)
         done.append(f"to_hot:{sig}")
     return done
@@ -236,10 +234,7 @@ def tokens_to_cold(svc: CustodyService) -> list[str]:
                 )
             refused = _send(svc, raw)
         if refused:
-            with transaction(svc.sessions) as s:
-                sw = s.scalar(select(CustodySweep).where(CustodySweep.txid == sig))
-                if sw is not None:
-                    sw.status = "failed"
+            mark_sweep_failed(svc, sig)
             log.warning("sol token sweep to cold refused: %s", refused)
         done.append(f"to_cold:{sig}")
     return done

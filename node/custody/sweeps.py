@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from eth_utils import keccak
@@ -137,32 +138,23 @@ def _send(
     tip: int,
     gas: int = GAS,
 ) -> str:
-    if src == svc.keys.evm_hot().address:  # one sender at a time from the hot wallet
-        with svc.hot_lock:
-            return _send_locked(
-                svc,
-                kind=kind,
-                path=path,
-                src=src,
-                dst=dst,
-                asset=asset,
-                amount=amount,
-                max_fee=max_fee,
-                tip=tip,
-                gas=gas,
-            )
-    return _send_locked(
-        svc,
-        kind=kind,
-        path=path,
-        src=src,
-        dst=dst,
-        asset=asset,
-        amount=amount,
-        max_fee=max_fee,
-        tip=tip,
-        gas=gas,
+    # one sender at a time from the hot wallet
+    lock: AbstractContextManager[object] = (
+        svc.hot_lock if src == svc.keys.evm_hot().address else nullcontext()
     )
+    with lock:
+        return _send_locked(
+            svc,
+            kind=kind,
+            path=path,
+            src=src,
+            dst=dst,
+            asset=asset,
+            amount=amount,
+            max_fee=max_fee,
+            tip=tip,
+            gas=gas,
+        )
 
 
 def _send_locked(
