@@ -128,22 +128,29 @@ def _balances(svc: CustodyService, accounts: list[str]) -> dict[str, int]:
 # --- sweeps ---------------------------------------------------------------------
 
 
+def sweep_sources(s: Session) -> tuple[set[str], dict[str, str]]:
+    """Deposit wallets with a sweep still in flight (skipped this pass), and
+    every Solana deposit wallet with its derivation path."""
+    busy = set(
+        s.scalars(
+            select(CustodySweep.from_address).where(
+                CustodySweep.chain == "sol", CustodySweep.status == "broadcast"
+            )
+        )
+    )
+    wallets = {
+        a.address: a.path
+        for a in s.scalars(select(CustodyAddress).where(CustodyAddress.chain == "sol"))
+    }
+    return busy, wallets
+
+
 def sweep_deposits(svc: CustodyService) -> list[str]:
     """Each deposit wallet's credited SOL -> the hot wallet (fee from the amount)."""
     hot = svc.keys.sol_hot()
     chain = svc.sol_watcher.chain
     with svc.sessions() as s:
-        busy = set(
-            s.scalars(
-                select(CustodySweep.from_address).where(
-                    CustodySweep.chain == "sol", CustodySweep.status == "broadcast"
-                )
-            )
-        )
-        wallets = {
-            a.address: a.path
-            for a in s.scalars(select(CustodyAddress).where(CustodyAddress.chain == "sol"))
-        }
+        busy, wallets = sweep_sources(s)
         credited = {
             o.account: o.credited
             for o in s.scalars(

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from node.custody.addresses import currency
-from node.custody.sol_moves import mark_sweep_failed
-from node.db.models_custody import CustodyAddress, CustodyObservation, CustodySweep
+from node.custody.sol_moves import mark_sweep_failed, sweep_sources
+from node.db.models_custody import CustodyObservation, CustodySweep
 from node.db.session import transaction
 from wallets.custody_keys import sol_token_account
 
@@ -103,17 +103,7 @@ def sweep_tokens(svc: CustodyService) -> list[str]:
     w = svc.sol_watcher
     hot = svc.keys.sol_hot()
     with svc.sessions() as s:
-        busy = set(
-            s.scalars(
-                select(CustodySweep.from_address).where(
-                    CustodySweep.chain == "sol", CustodySweep.status == "broadcast"
-                )
-            )
-        )
-        wallets = {
-            a.address: a.path
-            for a in s.scalars(select(CustodyAddress).where(CustodyAddress.chain == "sol"))
-        }
+        busy, wallets = sweep_sources(s)
         credited = {
             (o.account, o.asset): o.credited
             for o in s.scalars(
