@@ -36,7 +36,7 @@ from fastapi import FastAPI
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -160,8 +160,11 @@ class RateLimits:
             raise ConfigError(f"invalid configuration: auth.rate_limit_*: {exc}") from None
         storage = _rate_limit_storage(auth)
         self.shared = not isinstance(storage, MemoryStorage)
-        self._limiter = MovingWindowRateLimiter(storage)
-        self._fallback = MovingWindowRateLimiter(MemoryStorage()) if self.shared else None
+        # a sliding window counter: two counters per key, whatever the limit
+        # (a moving window keeps one entry per request in the window, and in
+        # memory inserts each at the front of a list: O(limit) per request)
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage()) if self.shared else None
         self._warned_at = -FALLBACK_WARN_EVERY_S
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> float | None:
