@@ -5,10 +5,16 @@ or alone behind a load balancer."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import observability, problems, security
+from api.hot_reads import HotReadsMiddleware
 from api.routes import (
     auth,
     btc,
@@ -24,7 +30,9 @@ from api.routes import (
     trading,
 )
 from node.chain_trades import ChainRegistry
+from node.changes import start_listener
 from node.config import Settings
+from node.read_cache import read_cache
 
 
 def create_app(
@@ -33,7 +41,22 @@ def create_app(
     chains: ChainRegistry,
     settings: Settings | None = None,
 ) -> FastAPI:
+    resolved = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # synchronous handlers run on anyio's worker threads; each holds a
+        # database connection, so there are as many as the pool has
+        anyio.to_thread.current_default_thread_limiter().total_tokens = resolved.api.threads
+        # what is alive now (modules, the app, the ORM's mappers) lives as
+        # long as the process: out of the collector's full passes, which
+        # would otherwise walk it again and again under load
+        gc.collect()
+        gc.freeze()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="escrowd",
         version="0.1.0",
         summary="P2P crypto marketplace API over on-chain escrows",
@@ -45,8 +68,16 @@ def create_app(
     )
     app.state.sessions = sessions
     app.state.chains = chains
-    app.state.settings = settings if settings is not None else Settings()
+    app.state.settings = resolved
     problems.install(app)
+    # innermost of ours: cached answers still pass the rate limits and metrics
+    read_cache.configure(ttl_s=resolved.api.read_cache_ttl_s,
+                         max_entries=resolved.api.read_cache_entries)
+    app.add_middleware(HotReadsMiddleware, cache=read_cache)
+    url = sessions.kw["bind"].url
+    if url.get_backend_name() == "postgresql":
+        # other processes' commits reach this one's cache (and long-polls)
+        start_listener(url.render_as_string(hide_password=False))
     security.install(app)
     observability.install(app)
     app.include_router(health.router)

@@ -67,8 +67,12 @@ def current_user(
             raise AuthenticationError("unknown or revoked token", code="invalid_token")
         user, claims = tokens.authenticate(session, token)
         request.state.access_claims = claims
+        request.state.user_id = user.id
+        request.state.auth_expires_at = claims.expires_at
         return user
-    return authenticate(session, token)
+    user = authenticate(session, token)
+    request.state.user_id = user.id
+    return user
 
 
 UserDep = Annotated[User, Depends(current_user)]

@@ -19,6 +19,9 @@ from collections.abc import Iterable
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+from node.read_cache import decode_scopes, read_cache
+from node.read_invalidation import CHANNEL as READS_CHANNEL
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "escrowd_trades"
@@ -99,42 +102,79 @@ def _forget_on_rollback(session: Session, previous_transaction: object) -> None:
 
 
 _listener_lock = threading.Lock()
-_listening: set[str] = set()
+_listeners: dict[str, _Listener] = {}
+POLL_S = 0.25
+
+
+class _Listener:
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.stop = threading.Event()
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="db-changes", daemon=True)
+
+    def run(self) -> None:
+        import psycopg
+
+        conninfo = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {READS_CHANNEL}")
+                    # notifications sent while nobody listened are lost:
+                    # whatever this process cached may predate them
+                    read_cache.bump_all()
+                    read_cache.resume()
+                    self.connected.set()
+                    while not self.stop.is_set():
+                        for note in conn.notifies(timeout=POLL_S):
+                            if note.channel == READS_CHANNEL:
+                                read_cache.bump(decode_scopes(note.payload))
+                            else:
+                                hub.publish(int(x) for x in note.payload.split(",") if x)
+                    return
+            except psycopg.OperationalError as exc:
+                if "does not exist" in str(exc):  # the database was dropped: done
+                    return
+                self._lost(exc)
+            except Exception as exc:  # noqa: BLE001 - any failure: reconnect
+                self._lost(exc)
+            self.stop.wait(1)
+
+    def _lost(self, exc: BaseException) -> None:
+        # other processes' commits go unheard until it is back: the read cache
+        # answers nothing from memory meanwhile
+        self.connected.clear()
+        read_cache.pause()
+        if not self.stop.is_set():
+            log.warning("change listener: %r; reconnecting in 1 s", exc)
 
 
 def start_listener(database_url: str) -> None:
-    """Relay other processes' ``pg_notify`` to this process' hub (once per
-    database, in a daemon thread that reconnects). No-op on SQLite, where one
-    process holds the database."""
+    """Relay other processes' ``pg_notify`` to this process' hub and read
+    cache (once per database, in a daemon thread that reconnects). No-op on
+    SQLite, where one process holds the database."""
     if not database_url.startswith("postgresql"):
         return
     with _listener_lock:
-        if database_url in _listening:
+        if database_url in _listeners and _listeners[database_url].thread.is_alive():
             return
-        _listening.add(database_url)
-    threading.Thread(
-        target=_listen, args=(database_url,), name="trade-changes", daemon=True
-    ).start()
+        listener = _listeners[database_url] = _Listener(database_url)
+    listener.thread.start()
 
 
-def _listen(database_url: str) -> None:
-    import time
+def wait_listening(database_url: str, timeout: float = 10.0) -> bool:
+    """True once the listener of this database is connected."""
+    listener = _listeners.get(database_url)
+    return listener is not None and listener.connected.wait(timeout)
 
-    import psycopg
 
-    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    while True:
-        try:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(f"LISTEN {CHANNEL}")
-                for note in conn.notifies():
-                    hub.publish(int(x) for x in note.payload.split(",") if x)
-        except psycopg.OperationalError as exc:
-            if "does not exist" in str(exc):  # the database was dropped: done
-                with _listener_lock:
-                    _listening.discard(database_url)
-                return
-            log.warning("trade-change listener: %r; reconnecting in 1 s", exc)
-        except Exception as exc:  # noqa: BLE001 - any failure: reconnect
-            log.warning("trade-change listener: %r; reconnecting in 1 s", exc)
-        time.sleep(1)
+def stop_listener(database_url: str, timeout: float = 5.0) -> None:
+    """Stop this database's listener and close its connection (the node
+    stopping; a database about to be copied or dropped)."""
+    with _listener_lock:
+        listener = _listeners.pop(database_url, None)
+    if listener is not None:
+        listener.stop.set()
+        listener.thread.join(timeout)

@@ -181,8 +181,11 @@ def _serve(
     from node.runtime import build_node
 
     # The watcher and relayer threads are I/O-bound and share the GIL with the
-    # API's event loop: a short switch interval keeps a busy API from adding
-    # up to 5 ms (the default) to every one of their round trips.
+    # API's event loop, which shares it with the API's worker threads: a
+    # thread that gives the GIL up for a system call waits up to the switch
+    # interval to get it back from a busy one. The default (5 ms) would add
+    # that to every round trip of the watcher, and to every response the
+    # event loop sends while a handler thread computes.
     sys.setswitchinterval(0.0005)
     log = logging.getLogger("escrowd")
     stop = STOP
@@ -205,7 +208,7 @@ def _serve(
             # then it re-raises the signal, which our handler takes, so the
             # node below stops gracefully too
             install_stop_signals()
-            uvicorn.run(node.app(), host=host, port=port, log_level="warning", lifespan="off",
+            uvicorn.run(node.app(), host=host, port=port, log_level="warning", lifespan="on",
                         timeout_graceful_shutdown=int(settings.ops.shutdown_grace_s))
         else:
             if settings.ops.metrics_port:

@@ -44,6 +44,15 @@ DEFAULT_CONFIG_FILE = "escrowd.toml"
 class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # Threads serving synchronous handlers (anyio's default is 40): each holds
+    # a database connection while it works, so this matches the pool.
+    threads: int = Field(24, ge=1, le=1000)
+    # The order book and order lists are answered from memory until a commit
+    # touches their rows (any process of the fleet: pg_notify). The lifetime
+    # only bounds what a write made outside the node (SQL by hand) leaves
+    # stale; 0 turns the cache off.
+    read_cache_ttl_s: float = Field(10.0, ge=0, le=3600)
+    read_cache_entries: int = Field(4096, ge=0, le=1_000_000)
 
 
 class TokenSettings(Section):
@@ -196,6 +205,10 @@ class Settings(BaseSettings):
     mode: Literal["dev", "production"] = "dev"
     data_dir: Path = Path(".escrowd")
     database_url: str | None = None
+    # PostgreSQL connections kept open per process (SQLAlchemy's default of 5
+    # plus 10 overflow closes and reopens connections under load: a fork of a
+    # PostgreSQL backend per request).
+    database_pool_size: int = Field(24, ge=1, le=1000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api: ApiSettings = ApiSettings()
     evm: EvmSettings = EvmSettings()

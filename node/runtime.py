@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.chain_trades import ChainRegistry
+from node.changes import stop_listener
 from node.config import Settings
 from node.crashpoints import crashpoint
 from node.db.migrate import upgrade
@@ -193,6 +194,8 @@ class Node:
                 log.exception("closing %r failed", close)
         if self.dev_evm is not None:
             self.dev_evm.stop()
+        if self.engine.dialect.name == "postgresql":
+            stop_listener(self.engine.url.render_as_string(hide_password=False))
         self.engine.dispose()
 
     def app(self) -> Any:
@@ -203,7 +206,7 @@ class Node:
 
 def build_node(settings: Settings) -> Node:
     """Everything ``escrowd run`` needs, from the settings alone."""
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
     with _migration_lock(engine):
         upgrade(engine)
     sessions = make_sessionmaker(engine)

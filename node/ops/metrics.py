@@ -44,6 +44,12 @@ API_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+READ_CACHE = Counter(
+    "escrowd_read_cache_total",
+    "Cached reads (order book, order lists): hit, stale (served while one caller "
+    "refreshes it), miss (answered by the handler), waited (for an identical request)",
+    ["result"],
+)
 JOB_RUNS = Counter("escrowd_job_runs_total", "Claimed periodic job runs", ["job", "outcome"])
 LEADER = Gauge("escrowd_leader", "1 while this process holds the role's leadership", ["role"])
 
