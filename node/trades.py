@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from node.db.models import CryptoCurrency, P2PDispute, P2PEscrow, P2POrder, User
 from node.disputes.cases import open_case
@@ -199,6 +200,7 @@ def create_ad(
     )
     session.add(ad)
     session.flush()
+    set_committed_value(ad, "escrow", None)  # an ad has none (no lookup for it)
     record_pricing(session, order=ad, priced=priced)
     return ad
 

@@ -137,16 +137,18 @@ def _at_index(
 
 
 def record_pricing(session: Session, *, order: P2POrder, priced: Priced) -> None:
-    session.add(
-        OrderPricing(
-            p2p_order_id=order.id,
-            price_type=priced.price_type,
-            margin_bps=priced.margin_bps,
-            index_price=priced.index_price,
-            index_observed_at=priced.index_observed_at,
-        )
+    row = OrderPricing(
+        p2p_order_id=order.id,
+        price_type=priced.price_type,
+        margin_bps=priced.margin_bps,
+        index_price=priced.index_price,
+        index_observed_at=priced.index_observed_at,
     )
+    session.add(row)
     session.flush()
+    # the order's public view reads it from here (the flushed row's server
+    # defaults are expired: a lookup would read it back from the database)
+    session.info.setdefault(_PRELOADED, {})[order.id] = row
 
 
 def pricing_of(session: Session, order_ids: list[int]) -> dict[int, OrderPricing]:
