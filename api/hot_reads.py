@@ -11,9 +11,11 @@ said.
 
 An answer past its lifetime whose rows did not change is served while one
 background request (same path, query and headers, run through the handler)
-rebuilds it; a miss that finds the same answer being built waits for it
-(cold start, a just-invalidated book under load) instead of running the same
-query again.
+rebuilds it. A miss that finds the same answer being built, begun with
+nothing committed since, waits for that build and shares its answer (cold
+start, a just-invalidated book under load) instead of running the same query
+again; a build overtaken by a commit still answers the requests that arrived
+before that commit, but is not kept.
 
 ``/orders/my`` is per caller: the caller is the user the handler last
 authenticated that exact ``Authorization`` header as (a JWT of a live session
@@ -66,9 +68,9 @@ class HotReadsMiddleware:
         self.cache = cache
         self._ns = next(_APPS)  # this app's keys (tests run several apps in one process)
         self._routes: dict[str, Any] = {}  # path -> its route, for metrics labels
-        # answers (and callers) being built: an identical request waits for
-        # the one being built instead of building it again
-        self._inflight: dict[tuple[object, ...], asyncio.Future[None]] = {}
+        # answers (and callers) being built: an identical request that
+        # arrived after the build began waits for it instead of building again
+        self._inflight: dict[tuple[object, ...], _Flight] = {}
         # rebuilds of expired answers running in the background: each is a
         # handler thread computing beside the event loop, which shares the
         # GIL with every such thread; beyond these the expired answer is
@@ -97,12 +99,18 @@ class HotReadsMiddleware:
             key = (self._ns, path, query, uid)
             scopes = (MINE, user_scope(uid))
 
+        arrived = self.cache.versions(scopes)
         value, state = self.cache.lookup(key, scopes)
-        if state == MISS and key in self._inflight:
-            # being built (a cold or just-invalidated key under load): wait
+        flight = self._inflight.get(key)
+        if state == MISS and flight is not None and flight.seen == arrived:
+            # being built from the database as it is now (a cold key, or one
+            # just invalidated, under load): share that build's answer, even
+            # if a commit after this request arrived keeps it out of the cache
             _WAITED.inc()
-            await asyncio.wait({self._inflight[key]}, timeout=FOLLOW_TIMEOUT_S)
-            value, state = self.cache.lookup(key, scopes)
+            shared = await flight.answer(FOLLOW_TIMEOUT_S)
+            if shared is not None:
+                await self._send_hit(scope, send, path, shared)
+                return
         if state == STALE:
             # expired, its rows unchanged: served while it is rebuilt
             self._rebuild_later(scope, key, scopes, self._keep_answer(key, scopes, path))
@@ -127,8 +135,9 @@ class HotReadsMiddleware:
         answers (None is returned then)."""
         key = (self._ns, "caller", authorization)
         uid, state = self._remembered(key)
-        if state == MISS and key in self._inflight:
-            await asyncio.wait({self._inflight[key]}, timeout=FOLLOW_TIMEOUT_S)
+        flight = self._inflight.get(key)
+        if state == MISS and flight is not None:
+            await flight.answer(FOLLOW_TIMEOUT_S)
             uid, state = self._remembered(key)
         keep = self._keep_caller(key)
         if state == STALE:
@@ -161,17 +170,17 @@ class HotReadsMiddleware:
                      key: tuple[object, ...], scopes: tuple[str, ...],
                      keep: Callable[[Scope, Answer, tuple[int, ...]], None]) -> None:
         """Answer this request by the handler, and keep a 200 answer."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = done
+        flight = _Flight(self.cache.versions(scopes))
+        self._inflight[key] = flight
+        answer = None
         try:
-            seen = self.cache.versions(scopes)
             answer = await self._forward(scope, receive, send)
             if answer is not None:
-                keep(scope, answer, seen)
+                keep(scope, answer, flight.seen)
         finally:
-            if self._inflight.get(key) is done:
+            if self._inflight.get(key) is flight:
                 del self._inflight[key]
-            done.set_result(None)
+            flight.done.set_result(answer)
 
     def _rebuild_later(self, scope: Scope, key: tuple[object, ...], scopes: tuple[str, ...],
                        keep: Callable[[Scope, Answer, tuple[int, ...]], None]) -> None:
@@ -237,6 +246,21 @@ class HotReadsMiddleware:
         if status == 200 and complete:
             return headers, bytes(body)
         return None
+
+
+class _Flight:
+    """One build of an answer: the versions it started at, and its answer
+    (None unless a complete 200)."""
+
+    def __init__(self, seen: tuple[int, ...]) -> None:
+        self.seen = seen
+        self.done: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
+
+    async def answer(self, timeout: float) -> Answer | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.done), timeout)
+        except TimeoutError:
+            return None
 
 
 def _authorization(scope: Scope) -> bytes | None:
