@@ -175,7 +175,9 @@ class OrderPublic(BaseModel):
 
 class Page(BaseModel):
     data: list[OrderPublic]
-    total: int
+    total: int = Field(description=(
+        "matching rows, counted up to 1,000 past this page: a total equal to "
+        "offset + limit + 1000 means at least that many"))
     limit: int
     offset: int
 

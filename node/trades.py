@@ -209,14 +209,21 @@ def fiat_total(amount: int, price: Decimal, decimals: int) -> Decimal:
     return (Decimal(amount) / (Decimal(10) ** decimals) * price).quantize(Decimal("0.00000001"))
 
 
-# Totals of listings are counted up to this many rows: an exact count over a
-# million matching ads costs a quarter of a second per page; a client paging
-# that deep sees ``total == COUNT_CAP`` and keeps paging while pages are full.
-COUNT_CAP = 10_000
+# Totals of listings are counted up to this many rows past the page: an
+# exact count over a million matching ads costs a quarter of a second per
+# page, and even 10,000 index entries cost milliseconds on every rebuild of a
+# cached page. ``total == offset + limit + COUNT_AHEAD`` means "at least
+# that many": a client paging deeper keeps paging while pages are full (and
+# each deeper page counts further).
+COUNT_AHEAD = 1_000
 
 
-def _capped_count(session: Session, ids: Select[Any]) -> int:
-    return session.scalar(select(func.count()).select_from(ids.limit(COUNT_CAP).subquery())) or 0
+def count_cap(limit: int, offset: int) -> int:
+    return offset + limit + COUNT_AHEAD
+
+
+def _capped_count(session: Session, ids: Select[Any], cap: int) -> int:
+    return session.scalar(select(func.count()).select_from(ids.limit(cap).subquery())) or 0
 
 
 def list_ads(
@@ -229,7 +236,7 @@ def list_ads(
     offset: int = 0,
 ) -> tuple[list[P2POrder], int]:
     """Active ads, cheapest first (``ix_p2p_orders_book`` walks them in that
-    order); the total is capped at ``COUNT_CAP``."""
+    order); the total is capped at ``count_cap``."""
     conds = [P2POrder.kind == "ad", P2POrder.status == AD_ACTIVE]
     if crypto_currency_id is not None:
         conds.append(P2POrder.crypto_currency_id == crypto_currency_id)
@@ -237,7 +244,7 @@ def list_ads(
         conds.append(P2POrder.fiat_currency == fiat_currency.upper())
     if payment_method is not None:
         conds.append(P2POrder.payment_method == payment_method)
-    total = _capped_count(session, select(P2POrder.id).where(*conds))
+    total = _capped_count(session, select(P2POrder.id).where(*conds), count_cap(limit, offset))
     rows = session.scalars(
         select(P2POrder)
         .where(*conds)
@@ -266,10 +273,11 @@ def my_orders(
     rows = session.scalars(
         select(P2POrder).where(P2POrder.id.in_(page)).order_by(P2POrder.id.desc())
     ).all()
-    cap_s, cap_b = side(P2POrder.seller_id, COUNT_CAP), side(P2POrder.buyer_id, COUNT_CAP)
+    cap = count_cap(limit, offset)
+    cap_s, cap_b = side(P2POrder.seller_id, cap), side(P2POrder.buyer_id, cap)
     both = union(select(cap_s.c.id), select(cap_b.c.id)).subquery()
     total = session.scalar(select(func.count()).select_from(both)) or 0
-    return list(rows), min(total, COUNT_CAP)
+    return list(rows), min(total, cap)
 
 
 def get_order(session: Session, order_id: int, *, for_update: bool = False) -> P2POrder:

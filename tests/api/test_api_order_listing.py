@@ -44,11 +44,19 @@ def test_book_is_cheapest_first_with_exact_small_totals(api: Api) -> None:
     assert [float(o["price_per_unit"]) for o in rest["data"]] == [3100]
 
 
-def test_totals_are_capped(api: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_totals_count_a_bounded_way_past_the_page(api: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for price in ("3100", "2900", "3000"):
         post_ad(api, price_per_unit=price)
-    monkeypatch.setattr(trades, "COUNT_CAP", 2)
-    body = api.get("/api/p2p-crypto/orders", params={"fiat_currency": "EUR"}).json()
-    assert body["total"] == 2 and len(body["data"]) == 3
-    mine = api.get("/api/p2p-crypto/orders/my", "seller").json()
-    assert mine["total"] == 2 and len(mine["data"]) == 3
+    monkeypatch.setattr(trades, "COUNT_AHEAD", 0)
+    # counted up to the end of the page: "at least 2"
+    body = api.get("/api/p2p-crypto/orders", params={"fiat_currency": "EUR", "limit": 2}).json()
+    assert body["total"] == 2 and len(body["data"]) == 2
+    mine = api.get("/api/p2p-crypto/orders/my", "seller", params={"limit": 2}).json()
+    assert mine["total"] == 2 and len(mine["data"]) == 2
+    # the next page counts further: exact once the end is in sight
+    body = api.get("/api/p2p-crypto/orders",
+                   params={"fiat_currency": "EUR", "limit": 2, "offset": 2}).json()
+    assert body["total"] == 3 and len(body["data"]) == 1
+    monkeypatch.setattr(trades, "COUNT_AHEAD", 1_000)
+    mine = api.get("/api/p2p-crypto/orders/my", "seller", params={"limit": 1}).json()
+    assert mine["total"] == 3 and len(mine["data"]) == 1
