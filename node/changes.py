@@ -125,7 +125,7 @@ class _Listener:
                     # notifications sent while nobody listened are lost:
                     # whatever this process cached may predate them
                     read_cache.bump_all()
-                    read_cache.resume()
+                    read_cache.resume(self.url)
                     self.connected.set()
                     while not self.stop.is_set():
                         for note in conn.notifies(timeout=POLL_S):
@@ -136,6 +136,7 @@ class _Listener:
                     return
             except psycopg.OperationalError as exc:
                 if "does not exist" in str(exc):  # the database was dropped: done
+                    read_cache.resume(self.url)
                     return
                 self._lost(exc)
             except Exception as exc:  # noqa: BLE001 - any failure: reconnect
@@ -146,7 +147,7 @@ class _Listener:
         # other processes' commits go unheard until it is back: the read cache
         # answers nothing from memory meanwhile
         self.connected.clear()
-        read_cache.pause()
+        read_cache.pause(self.url)
         if not self.stop.is_set():
             log.warning("change listener: %r; reconnecting in 1 s", exc)
 
@@ -178,3 +179,4 @@ def stop_listener(database_url: str, timeout: float = 5.0) -> None:
     if listener is not None:
         listener.stop.set()
         listener.thread.join(timeout)
+        read_cache.resume(database_url)

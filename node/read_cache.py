@@ -70,21 +70,22 @@ class ReadCache:
         self._entries: dict[Hashable, Entry] = {}
         self.hits = 0
         self.misses = 0
-        self._paused = False
+        self._paused: set[Hashable] = set()
 
     @property
     def enabled(self) -> bool:
         return self.ttl_s > 0 and self.max_entries > 0 and not self._paused
 
-    def pause(self) -> None:
-        """Answer nothing from memory (this process cannot hear other
-        processes' commits right now); ``resume`` after ``bump_all``."""
+    def pause(self, who: Hashable) -> None:
+        """Answer nothing from memory while ``who`` (a change listener that
+        lost its connection) cannot hear other processes' commits."""
         with self._lock:
-            self._paused = True
+            self._paused.add(who)
             self._entries.clear()
 
-    def resume(self) -> None:
-        self._paused = False
+    def resume(self, who: Hashable) -> None:
+        with self._lock:
+            self._paused.discard(who)
 
     def configure(self, *, ttl_s: float, max_entries: int) -> None:
         with self._lock:

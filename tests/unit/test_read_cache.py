@@ -108,6 +108,18 @@ def test_off_keeps_nothing() -> None:
     assert c.enabled and c.put("k", ("book",), c.versions(("book",)), 1)
 
 
+def test_paused_while_any_listener_is_deaf() -> None:
+    c, _ = cache()
+    c.put("k", ("book",), c.versions(("book",)), 1)
+    c.pause("db-a")
+    assert not c.enabled and len(c) == 0
+    c.pause("db-b")
+    c.resume("db-a")
+    assert not c.enabled
+    c.resume("db-b")
+    assert c.enabled
+
+
 def test_notification_payloads() -> None:
     assert decode_scopes(encode_scopes(["user:2", "book", "user:2"])) == ["book", "user:2"]
     assert encode_scopes([user_scope(i) for i in range(5000)]) == ALL
