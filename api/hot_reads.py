@@ -139,12 +139,11 @@ class HotReadsMiddleware:
         if state == MISS and flight is not None:
             await flight.answer(FOLLOW_TIMEOUT_S)
             uid, state = self._remembered(key)
-        keep = self._keep_caller(key)
         if state == STALE:
-            self._rebuild_later(scope, key, (AUTH,), keep)
+            self._rebuild_later(scope, key, (AUTH,), self._keep_caller(key, scope))
         if uid is not None:
             return uid
-        await self._build(scope, receive, send, key, (AUTH,), keep)
+        await self._build(scope, receive, send, key, (AUTH,), self._keep_caller(key, scope))
         return None
 
     def _remembered(self, key: tuple[object, ...]) -> tuple[int | None, str]:
@@ -156,14 +155,22 @@ class HotReadsMiddleware:
             return None, MISS  # a JWT past its expiry: the handler says 401
         return uid, state
 
-    def _keep_caller(self, key: tuple[object, ...]) -> Callable[
+    def _keep_caller(self, key: tuple[object, ...], request: Scope) -> Callable[
             [Scope, Answer, tuple[int, ...]], None]:
-        def keep(scope: Scope, _answer: Answer, seen: tuple[int, ...]) -> None:
+        since = self.cache.changes
+
+        def keep(scope: Scope, answer: Answer, seen: tuple[int, ...]) -> None:
             state = scope.get("state", {})
             uid = state.get("user_id")
             if isinstance(uid, int):
                 self.cache.put(key, (AUTH,), seen, (uid, state.get("auth_expires_at")),
                                ttl_s=CALLER_TTL_S)
+                # the answer itself is this caller's page, kept if nothing at
+                # all was committed while it was built (its scopes were not
+                # known before: the caller was not)
+                page = (self._ns, request["path"], request.get("query_string", b""), uid)
+                if self.cache.put_if_quiet(page, (MINE, user_scope(uid)), since, answer):
+                    self._routes.setdefault(request["path"], scope.get("route"))
         return keep
 
     async def _build(self, scope: Scope, receive: Receive, send: Send,

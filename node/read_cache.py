@@ -71,6 +71,7 @@ class ReadCache:
         self.hits = 0
         self.misses = 0
         self._paused: set[Hashable] = set()
+        self._changes = 0
 
     @property
     def enabled(self) -> bool:
@@ -145,9 +146,26 @@ class ReadCache:
             self._entries[key] = Entry(seen, self._clock() + ttl, value)
             return True
 
+    @property
+    def changes(self) -> int:
+        """How many bumps this cache has seen (read before a build whose
+        scopes are not known yet: see ``put_if_quiet``)."""
+        return self._changes
+
+    def put_if_quiet(self, key: Hashable, scopes: tuple[str, ...], since: int,
+                     value: object) -> bool:
+        """Keep ``value`` if nothing at all changed since ``changes`` was
+        ``since`` (so every scope is at the version it had then)."""
+        with self._lock:
+            if self._changes != since:
+                return False
+            seen = self._seen(scopes)
+        return self.put(key, scopes, seen, value)
+
     def bump(self, scopes: Iterable[str]) -> None:
         """These scopes changed (a commit, here or in another process)."""
         with self._lock:
+            self._changes += 1
             for s in scopes:
                 if s == ALL:
                     self._epoch += 1

@@ -58,6 +58,16 @@ def test_a_value_built_before_a_change_is_not_kept() -> None:
     assert c.get("k", ("book",)) is None
 
 
+def test_put_if_quiet_needs_no_change_at_all() -> None:
+    c, _ = cache()
+    since = c.changes
+    assert c.put_if_quiet("a", ("user:1",), since, 1)
+    assert c.get("a", ("user:1",)) == 1
+    since = c.changes
+    c.bump(["user:2"])  # any change, even to another scope
+    assert not c.put_if_quiet("b", ("user:1",), since, 2)
+
+
 def test_expiry_then_a_stale_window_then_gone() -> None:
     c, clock = cache(ttl=2.0)
     c.put("k", ("book",), c.versions(("book",)), b"v")
