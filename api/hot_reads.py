@@ -34,9 +34,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 from node.ops.metrics import READ_CACHE
-from node.read_cache import AUTH, BOOK, FRESH, MINE, MISS, STALE, ReadCache, user_scope
+from node.read_cache import (
+    AUTH,
+    BOOK,
+    FRESH,
+    MINE,
+    MISS,
+    STALE,
+    ReadCache,
+    book_scope,
+    user_scope,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -87,7 +98,7 @@ class HotReadsMiddleware:
         query: bytes = scope.get("query_string", b"")
         if kind == BOOK:
             key: tuple[object, ...] = (self._ns, path, query)
-            scopes: tuple[str, ...] = (BOOK,)
+            scopes: tuple[str, ...] = book_scopes(query)
         else:
             authorization = _authorization(scope)
             if authorization is None:
@@ -268,6 +279,17 @@ class _Flight:
             return await asyncio.wait_for(asyncio.shield(self.done), timeout)
         except TimeoutError:
             return None
+
+
+def book_scopes(query: bytes) -> tuple[str, ...]:
+    """What a book read depends on: the ads of one currency in one fiat when
+    the query names exactly one of each (as plain digits and a string the
+    handler upper-cases alike), else every ad."""
+    params = parse_qs(query.decode("latin-1"), keep_blank_values=True)
+    currency, fiat = params.get("crypto_currency_id", []), params.get("fiat_currency", [])
+    if len(currency) == 1 and len(fiat) == 1 and currency[0].isascii() and currency[0].isdigit():
+        return (book_scope(int(currency[0]), fiat[0].upper()),)
+    return (BOOK,)
 
 
 def _authorization(scope: Scope) -> bytes | None:

@@ -4,7 +4,8 @@ The order book and a trader's order list are read far more often than they
 change. ``ReadCache`` holds finished response bodies keyed by request, each
 stamped with the versions of the *scopes* it was built from:
 
-- ``book``: the ads (any ad inserted, changed or deleted);
+- ``book``: the ads (any ad inserted, changed or deleted), and
+  ``book:<currency>:<fiat>``: the ads of one currency in one fiat;
 - ``mine``: every trader's list at once (an escrow, a price or a currency
   changed: rows we cannot attribute to one trader cheaply);
 - ``user:<id>``: one trader's orders and trades;
@@ -43,6 +44,12 @@ AUTH = "auth"
 
 def user_scope(user_id: int) -> str:
     return f"user:{user_id}"
+
+
+def book_scope(currency_id: int, fiat: str) -> str:
+    """The ads of one currency in one fiat (a book read filtered to them
+    depends on these alone; any other book read depends on ``BOOK``)."""
+    return f"book:{currency_id}:{fiat}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,16 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from node.db.models import CryptoCurrency, P2PEscrow, P2POrder, User
 from node.db.models_accounts import AuthSession
 from node.db.models_market import OrderPricing
-from node.read_cache import ALL, AUTH, BOOK, MINE, encode_scopes, read_cache, user_scope
+from node.read_cache import (
+    ALL,
+    AUTH,
+    BOOK,
+    MINE,
+    book_scope,
+    encode_scopes,
+    read_cache,
+    user_scope,
+)
 
 CHANNEL = "escrowd_reads"
 _MARKS = "escrowd.read_marks"
@@ -38,14 +47,16 @@ def scopes_of(obj: object, session: Session | None = None) -> set[str]:
     """The cached views a changed row belongs to."""
     if isinstance(obj, OrderPricing):
         # an order's pricing: that order's views when it is at hand (it is
-        # when an ad is posted or repriced), else every trader's list
+        # when an ad is posted or repriced), else every view
         order = session.identity_map.get(
             session.identity_key(P2POrder, obj.p2p_order_id)) if session else None
-        return scopes_of(order) if order is not None else {BOOK, MINE}
+        return scopes_of(order) if order is not None else {ALL}
     if isinstance(obj, P2POrder):
         out = {user_scope(uid) for uid in _values(obj, "seller_id", "buyer_id")}
         if obj.kind != "trade":
             out.add(BOOK)
+            out |= {book_scope(c, f) for c in _values(obj, "crypto_currency_id")
+                    for f in _values(obj, "fiat_currency")}
         return out
     if isinstance(obj, P2PEscrow):
         return {MINE}
@@ -56,15 +67,13 @@ def scopes_of(obj: object, session: Session | None = None) -> set[str]:
     return set()
 
 
-def _values(obj: object, *attrs: str) -> set[int]:
-    """Current and (for a changed attribute) previous values."""
+def _values(obj: object, *attrs: str) -> set[Any]:
+    """Current and (for a changed attribute) previous values, but None."""
     state = inspect(obj)
-    out: set[int] = set()
+    out: set[Any] = set()
     for name in attrs:
         hist = state.attrs[name].history
-        for v in (*hist.added, *hist.unchanged, *hist.deleted):
-            if isinstance(v, int):
-                out.add(v)
+        out.update(v for v in (*hist.added, *hist.unchanged, *hist.deleted) if v is not None)
     return out
 
 

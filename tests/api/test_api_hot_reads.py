@@ -19,7 +19,7 @@ from node.db.session import transaction
 from node.read_cache import read_cache
 from node.trades import hash_token
 from tests.api.conftest import Api
-from tests.api.test_api_p2p_orders import fund, match, post_ad
+from tests.api.test_api_p2p_orders import eth_id, fund, match, post_ad
 
 BOOK = "/api/p2p-crypto/orders"
 MINE = "/api/p2p-crypto/orders/my"
@@ -94,6 +94,27 @@ def test_writes_show_in_the_next_read(api: Api) -> None:
     state, mine = read(api, MINE, "buyer")
     assert state == "miss"
     assert next(o for o in mine["data"] if o["id"] == trade)["status"] == "funded"
+
+
+def test_an_ad_invalidates_its_own_book_only(api: Api) -> None:
+    eur = {"crypto_currency_id": eth_id(api), "fiat_currency": "eur"}
+    usd = {**eur, "fiat_currency": "USD"}
+    for params in (eur, usd, {}):
+        for _ in range(2):
+            read(api, BOOK, **params)
+    ad = post_ad(api, fiat_currency="USD").json()
+    # the USD book and every unfiltered read change; the EUR book does not
+    state, body = read(api, BOOK, **usd)
+    assert state == "miss" and ids(body) == [ad["id"]]
+    assert read(api, BOOK)[0] == "miss"
+    assert read(api, BOOK, **eur)[0] == "hit"
+    # a repeated filter is not trusted to name one book: every ad change
+    twice = api.get(BOOK + f"?fiat_currency=EUR&fiat_currency=USD&crypto_currency_id={eth_id(api)}")
+    assert twice.status_code == 200
+    api.get(BOOK + f"?fiat_currency=EUR&fiat_currency=USD&crypto_currency_id={eth_id(api)}")
+    post_ad(api, fiat_currency="GBP")
+    again = api.get(BOOK + f"?fiat_currency=EUR&fiat_currency=USD&crypto_currency_id={eth_id(api)}")
+    assert again.headers["x-escrowd-cache"] == "miss"
 
 
 def test_raw_sql_through_a_session_is_seen(api: Api) -> None:

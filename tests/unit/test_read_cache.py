@@ -130,6 +130,18 @@ def test_paused_while_any_listener_is_deaf() -> None:
     assert c.enabled
 
 
+def test_book_reads_name_one_book_only_when_unambiguous() -> None:
+    from api.hot_reads import book_scopes
+
+    assert book_scopes(b"crypto_currency_id=1&fiat_currency=eur&limit=20") == ("book:1:EUR",)
+    assert book_scopes(b"fiat_currency=EUR&crypto_currency_id=01") == ("book:1:EUR",)
+    for q in (b"", b"fiat_currency=EUR", b"crypto_currency_id=1",
+              b"crypto_currency_id=1&crypto_currency_id=2&fiat_currency=EUR",
+              b"crypto_currency_id=%EF%BC%91&fiat_currency=EUR",  # a fullwidth 1
+              b"crypto_currency_id=-1&fiat_currency=X"):
+        assert book_scopes(q) == ("book",), q
+
+
 def test_notification_payloads() -> None:
     assert decode_scopes(encode_scopes(["user:2", "book", "user:2"])) == ["book", "user:2"]
     assert encode_scopes([user_scope(i) for i in range(5000)]) == ALL
