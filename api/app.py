@@ -5,9 +5,7 @@ or alone behind a load balancer."""
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -42,21 +40,7 @@ def create_app(
     settings: Settings | None = None,
 ) -> FastAPI:
     resolved = settings if settings is not None else Settings()
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # synchronous handlers run on anyio's worker threads; each holds a
-        # database connection, so there are as many as the pool has
-        anyio.to_thread.current_default_thread_limiter().total_tokens = resolved.api.threads
-        # what is alive now (modules, the app, the ORM's mappers) lives as
-        # long as the process: out of the collector's full passes, which
-        # would otherwise walk it again and again under load
-        gc.collect()
-        gc.freeze()
-        yield
-
     app = FastAPI(
-        lifespan=lifespan,
         title="escrowd",
         version="0.1.0",
         summary="P2P crypto marketplace API over on-chain escrows",
@@ -80,6 +64,7 @@ def create_app(
         start_listener(url.render_as_string(hide_password=False))
     security.install(app)
     observability.install(app)
+    app.add_middleware(HandlerThreads, threads=resolved.api.threads)
     app.include_router(health.router)
     app.include_router(p2p.router)
     app.include_router(disputes.router)
@@ -93,3 +78,20 @@ def create_app(
     app.include_router(custody.router)
     app.include_router(ops.router)
     return app
+
+
+class HandlerThreads:
+    """Sets how many threads run synchronous handlers (anyio's limiter
+    belongs to the event loop, so it is set at the first request). Each holds
+    a database connection while it works: as many as the pool has."""
+
+    def __init__(self, app: Any, *, threads: int) -> None:
+        self.app = app
+        self.threads = threads
+        self.set = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.set:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+            self.set = True
+        await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ ESCROWD_EVM__RPC_URL) over an optional TOML file (ESCROWD_CONFIG, default
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import signal
@@ -208,7 +209,13 @@ def _serve(
             # then it re-raises the signal, which our handler takes, so the
             # node below stops gracefully too
             install_stop_signals()
-            uvicorn.run(node.app(), host=host, port=port, log_level="warning", lifespan="on",
+            app = node.app()
+            # what is alive now (modules, the node, the app, the ORM's mappers)
+            # lives as long as the process: out of the collector's full passes,
+            # which would otherwise walk it again and again under load
+            gc.collect()
+            gc.freeze()
+            uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off",
                         timeout_graceful_shutdown=int(settings.ops.shutdown_grace_s))
         else:
             if settings.ops.metrics_port:
