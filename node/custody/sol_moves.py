@@ -178,27 +178,27 @@ def sweep_deposits(svc: CustodyService) -> list[str]:
             left = onchain[address] - have
             if 0 < left < rent:  # the wallet would keep less than rent: leave it
                 continue
-        with transaction(svc.sessions) as s:
-            s.add(
-                CustodySweep(
-                    kind="to_hot",
-                    chain="sol",
-                    asset=ASSET,
-                    from_address=address,
-                    to_address=hot.address,
-                    amount=amount,
-                    network_fee=fee,
-                    status="broadcast",
-                    txid=sig,
-                    raw_tx=raw.hex(),
-                )
-            )
-        refused = _send(svc, raw)
+        refused = broadcast_sweep(
+            svc, raw, sig, kind="to_hot", asset=ASSET, from_address=address,
+            to_address=hot.address, amount=amount, fee=fee)
         if refused:
-            mark_sweep_failed(svc, sig)
             log.warning("sol sweep from %s refused: %s", address, refused)
         done.append(f"to_hot:{sig}")
     return done
+
+
+def broadcast_sweep(svc: CustodyService, raw: bytes, sig: str, *, kind: str, asset: str,
+                    from_address: str, to_address: str, amount: int, fee: int) -> str | None:
+    """Record a signed sweep as broadcast, then send it; one the cluster
+    refused is marked failed. The refusal, or None."""
+    with transaction(svc.sessions) as s:
+        s.add(CustodySweep(kind=kind, chain="sol", asset=asset, from_address=from_address,
+                           to_address=to_address, amount=amount, network_fee=fee,
+                           status="broadcast", txid=sig, raw_tx=raw.hex()))
+    refused = _send(svc, raw)
+    if refused:
+        mark_sweep_failed(svc, sig)
+    return refused
 
 
 def mark_sweep_failed(svc: CustodyService, sig: str) -> None:
@@ -300,24 +300,10 @@ def sweep_to_cold(svc: CustodyService) -> list[str]:
         )
         if ceiling - fee < svc.sol_watcher.client.rent_exemption(0):
             return []  # the hot wallet would keep less than rent
-        with transaction(svc.sessions) as s:
-            s.add(
-                CustodySweep(
-                    kind="to_cold",
-                    chain="sol",
-                    asset=ASSET,
-                    from_address=hot.address,
-                    to_address=cold,
-                    amount=amount,
-                    network_fee=fee,
-                    status="broadcast",
-                    txid=sig,
-                    raw_tx=raw.hex(),
-                )
-            )
-        refused = _send(svc, raw)
+        refused = broadcast_sweep(
+            svc, raw, sig, kind="to_cold", asset=ASSET, from_address=hot.address,
+            to_address=cold, amount=amount, fee=fee)
     if refused:
-        mark_sweep_failed(svc, sig)
         log.warning("sol sweep to cold refused: %s", refused)
     return [f"to_cold:{sig}"]
 

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from node.custody.addresses import currency
-from node.custody.sol_moves import mark_sweep_failed, sweep_sources
+from node.custody.sol_moves import broadcast_sweep, sweep_sources
 from node.db.models_custody import CustodyObservation, CustodySweep
-from node.db.session import transaction
 from wallets.custody_keys import sol_token_account
 
 if TYPE_CHECKING:
@@ -98,7 +97,6 @@ def _hot_lamports(svc: CustodyService) -> int:
 def sweep_tokens(svc: CustodyService) -> list[str]:
     """Each deposit wallet's credited SPL balance -> the hot wallet's token
     account; at most one sweep that may create the hot token account per pass."""
-    from node.custody.sol_moves import _send
 
     w = svc.sol_watcher
     hot = svc.keys.sol_hot()
@@ -140,24 +138,10 @@ def sweep_tokens(svc: CustodyService) -> list[str]:
             if _hot_lamports(svc) < cost + svc.sol_watcher.client.rent_exemption(0):
                 log.warning("the hot wallet cannot pay the fee to sweep %s from %s", symbol, ata)
                 continue
-            with transaction(svc.sessions) as s:
-                s.add(
-                    CustodySweep(
-                        kind="to_hot",
-                        chain="sol",
-                        asset=symbol,
-                        from_address=ata,
-                        to_address=sol_token_account(hot.address, mint),
-                        amount=amount,
-                        network_fee=cost,
-                        status="broadcast",
-                        txid=sig,
-                        raw_tx=raw.hex(),
-                    )
-                )
-            refused = _send(svc, raw)
+            refused = broadcast_sweep(
+                svc, raw, sig, kind="to_hot", asset=symbol, from_address=ata,
+                to_address=sol_token_account(hot.address, mint), amount=amount, fee=cost)
         if refused:
-            mark_sweep_failed(svc, sig)
             log.warning("sol token sweep from %s refused: %s", ata, refused)
         done.append(f"to_hot:{sig}")
     return done
@@ -166,7 +150,6 @@ def sweep_tokens(svc: CustodyService) -> list[str]:
 def tokens_to_cold(svc: CustodyService) -> list[str]:
     """The hot wallet's SPL balance above ``custody.hot_ceiling[symbol]`` (read
     at the commitment) -> ``custody.cold_address[symbol]``'s token account."""
-    from node.custody.sol_moves import _send
     from node.custody.sol_watch import Watched
 
     w = svc.sol_watcher
@@ -207,24 +190,10 @@ def tokens_to_cold(svc: CustodyService) -> list[str]:
             if _hot_lamports(svc) < cost + svc.sol_watcher.client.rent_exemption(0):
                 log.warning("the hot wallet cannot pay the fee to move %s to cold", symbol)
                 continue
-            with transaction(svc.sessions) as s:
-                s.add(
-                    CustodySweep(
-                        kind="to_cold",
-                        chain="sol",
-                        asset=symbol,
-                        from_address=hot_ata,
-                        to_address=sol_token_account(cold, mint),
-                        amount=excess,
-                        network_fee=cost,
-                        status="broadcast",
-                        txid=sig,
-                        raw_tx=raw.hex(),
-                    )
-                )
-            refused = _send(svc, raw)
+            refused = broadcast_sweep(
+                svc, raw, sig, kind="to_cold", asset=symbol, from_address=hot_ata,
+                to_address=sol_token_account(cold, mint), amount=excess, fee=cost)
         if refused:
-            mark_sweep_failed(svc, sig)
             log.warning("sol token sweep to cold refused: %s", refused)
         done.append(f"to_cold:{sig}")
     return done
